@@ -1,0 +1,39 @@
+"""Typed errors raised at the library's boundaries.
+
+The CLI turns every `LsgEdgeError` into a one-line message and a non-zero exit code; anything else
+is a bug and is allowed to show its traceback.
+"""
+
+from __future__ import annotations
+
+__all__ = ["LsgEdgeError", "ModelError", "InputError", "OptionsError", "DeviceError"]
+
+
+class LsgEdgeError(Exception):
+    """Base class of every error the library raises on purpose."""
+
+    exit_code = 1
+
+
+class ModelError(LsgEdgeError):
+    """A model file or manifest is missing, truncated or unusable."""
+
+    exit_code = 2
+
+
+class InputError(LsgEdgeError):
+    """The input stream (text, audio) cannot be used."""
+
+    exit_code = 1
+
+
+class OptionsError(LsgEdgeError):
+    """An option has a value outside its domain."""
+
+    exit_code = 2
+
+
+class DeviceError(LsgEdgeError):
+    """A requested device (GPU, microphone) is not available in this installation."""
+
+    exit_code = 3
