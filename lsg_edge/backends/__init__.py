@@ -1,0 +1,1 @@
+"""Model backends behind one protocol (`base.ScoringContext`); one adapter per runtime."""

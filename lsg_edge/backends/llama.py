@@ -1,0 +1,307 @@
+"""llama.cpp adapter: one loaded GGUF model, any number of scoring contexts over it.
+
+This is the only module that imports `llama_cpp` (llama-cpp-python, pinned in pyproject.toml). It
+uses the low-level API so that each forward pass asks for logits only at the positions a policy
+reads — `Llama(logits_all=True)` would keep n_ctx × 262k floats for Gemma 3.
+
+Cache discipline: each context remembers the token list its KV cache holds. A request keeps the
+longest common prefix with that list, removes the rest from the cache and evaluates only the new
+suffix; logits rows already computed for kept positions are served from memory. With
+`reuse_cache=False` every request starts from an empty cache — the straightforward path that the
+equivalence tests compare against.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import os
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import DeviceError, ModelError, OptionsError
+from .base import common_prefix_length
+
+__all__ = ["LlamaOptions", "LlamaModel", "LlamaContext", "ContextOverflow", "default_threads"]
+
+_GGUF_MAGIC = b"GGUF"
+# Rows of logits a context keeps for reuse (1 MiB each with Gemma's 262k vocabulary).
+_MAX_REMEMBERED_ROWS = 48
+
+
+def default_threads() -> int:
+    """Threads for llama.cpp: every core up to 4 — more rarely pays on small devices."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+@dataclass(frozen=True)
+class LlamaOptions:
+    """How to load a GGUF model and size its contexts."""
+
+    model_path: Path
+    n_ctx_tokens: int = 2048  # KV-cache length of each context, tokens
+    n_batch_tokens: int = 512  # tokens per llama_decode call when evaluating a long suffix
+    n_threads: int = 0  # CPU threads; 0 = default_threads()
+    n_gpu_layers: int = 0  # layers offloaded to the GPU (-1 = all); 0 = CPU only
+    use_mmap: bool = True  # map the weights instead of reading them into memory
+    reuse_cache: bool = True  # keep the KV cache across requests (False: recompute everything)
+    lora_path: Path | None = None  # llama.cpp LoRA adapter GGUF applied at run time
+    lora_scale: float = 1.0  # scale of the runtime LoRA adapter
+
+    def __post_init__(self) -> None:
+        if self.n_ctx_tokens < 64:
+            raise OptionsError(f"n_ctx_tokens must be at least 64, got {self.n_ctx_tokens}")
+        if self.n_batch_tokens < 1:
+            raise OptionsError(f"n_batch_tokens must be positive, got {self.n_batch_tokens}")
+        if self.n_threads < 0:
+            raise OptionsError(f"--threads must be positive, got {self.n_threads}")
+
+
+class ContextOverflow(ModelError):
+    """A request needs more tokens than the context holds."""
+
+
+def _llama_cpp():
+    try:
+        import llama_cpp
+    except ImportError as e:  # pragma: no cover - a dependency of the package
+        raise ModelError("llama-cpp-python is not installed: pip install llama-cpp-python") from e
+    return llama_cpp
+
+
+@functools.cache
+def _silence_native_logs(llama_cpp) -> None:
+    """Route llama.cpp's own logging to nowhere: stderr is ours, for one-line diagnostics."""
+
+    @llama_cpp.llama_log_callback
+    def discard(level, text, user_data):  # noqa: ARG001 - signature fixed by ggml
+        return None
+
+    _KEEP_ALIVE.append(discard)  # the C side keeps the pointer; Python must keep the object
+    llama_cpp.llama_log_set(discard, ctypes.c_void_p(0))
+
+
+_KEEP_ALIVE: list = []
+
+
+def check_gguf_file(path: Path) -> None:
+    """Raise ModelError with the path if `path` is not a readable GGUF file."""
+    if not path.exists():
+        raise ModelError(f"model file not found: {path}")
+    if not path.is_file():
+        raise ModelError(f"model path is not a file: {path}")
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic != _GGUF_MAGIC:
+        raise ModelError(f"not a GGUF file (bad magic {magic!r}): {path}")
+
+
+class LlamaModel:
+    """A loaded GGUF model: weights, vocabulary, and the contexts created over it.
+
+    Contexts are closed before the model (`close()` is idempotent; `with` works).
+    """
+
+    def __init__(self, options: LlamaOptions) -> None:
+        self.options = options
+        llama_cpp = _llama_cpp()
+        from llama_cpp import _internals
+
+        _silence_native_logs(llama_cpp)
+        llama_cpp.llama_backend_init()
+        if options.n_gpu_layers != 0 and not llama_cpp.llama_supports_gpu_offload():
+            raise DeviceError(
+                f"--n-gpu-layers {options.n_gpu_layers} asks for GPU offload, but this llama.cpp "
+                "build is CPU-only (reinstall llama-cpp-python with CMAKE_ARGS, see README)"
+            )
+        path = Path(options.model_path)
+        check_gguf_file(path)
+        params = llama_cpp.llama_model_default_params()
+        params.n_gpu_layers = options.n_gpu_layers
+        params.use_mmap = options.use_mmap
+        try:
+            self._model = _internals.LlamaModel(path_model=str(path), params=params, verbose=False)
+        except ValueError as e:
+            raise ModelError(f"llama.cpp could not load {path} (truncated or unsupported GGUF?)") from e
+        self._lib = llama_cpp
+        self._exit = ExitStack()
+        self._exit.callback(self._model.close)
+        self._lora = None
+        if options.lora_path is not None:
+            self._lora = self._load_lora(Path(options.lora_path))
+        self.vocab = LlamaVocabulary(self._model, llama_cpp)
+        self.path = path
+
+    def _load_lora(self, path: Path):
+        check_gguf_file(path)
+        adapter = self._lib.llama_adapter_lora_init(self._model.model, str(path).encode())
+        if not adapter:
+            raise ModelError(f"llama.cpp could not load the LoRA adapter {path} (wrong base model?)")
+        self._exit.callback(self._lib.llama_adapter_lora_free, adapter)
+        return adapter
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        return self._model.metadata()
+
+    @property
+    def n_embd(self) -> int:
+        return self._model.n_embd()
+
+    def new_context(self) -> "LlamaContext":
+        """A fresh scoring context (its own KV cache) over this model."""
+        context = LlamaContext(self, self._lib)
+        # Registered on the model's stack so that contexts close before the weights are freed.
+        self._exit.callback(context.close)
+        return context
+
+    def close(self) -> None:
+        self._exit.close()
+
+    def __enter__(self) -> "LlamaModel":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class LlamaVocabulary:
+    """Tokenizer of a loaded model (see `base.Vocabulary`)."""
+
+    def __init__(self, model, llama_cpp) -> None:
+        self._model = model
+        self._lib = llama_cpp
+        self.n_vocab = model.n_vocab()
+        self._pieces: dict[int, bytes] = {}
+        self.add_bos = bool(model.add_bos_token())
+
+    def tokenize(self, text: str, *, add_bos: bool) -> list[int]:
+        return self._model.tokenize(text.encode("utf-8"), add_bos and self.add_bos, True)
+
+    def piece(self, token: int) -> bytes:
+        piece = self._pieces.get(token)
+        if piece is None:
+            buffer = ctypes.create_string_buffer(256)
+            n = self._lib.llama_token_to_piece(self._model.vocab, token, buffer, 256, 0, False)
+            piece = self._pieces[token] = buffer.raw[: max(n, 0)]
+        return piece
+
+    def is_end_of_generation(self, token: int) -> bool:
+        return bool(self._lib.llama_vocab_is_eog(self._model.vocab, token))
+
+
+class LlamaContext:
+    """One llama.cpp context (one KV cache, one sequence) over a `LlamaModel`."""
+
+    def __init__(self, model: LlamaModel, llama_cpp) -> None:
+        from llama_cpp import _internals
+
+        options = model.options
+        self._lib = llama_cpp
+        params = llama_cpp.llama_context_default_params()
+        params.n_ctx = options.n_ctx_tokens
+        params.n_batch = options.n_batch_tokens
+        params.n_ubatch = options.n_batch_tokens
+        params.n_seq_max = 1
+        threads = options.n_threads or default_threads()
+        params.n_threads = threads
+        params.n_threads_batch = threads
+        # Gemma 3 uses sliding-window attention; without a full-size SWA cache llama.cpp cannot
+        # remove a suffix of the cache, and every prefix reuse would fall back to a full recompute.
+        params.swa_full = True
+        params.no_perf = True
+        try:
+            self._context = _internals.LlamaContext(model=model._model, params=params, verbose=False)
+        except ValueError as e:
+            raise ModelError(f"llama.cpp could not create a context of {options.n_ctx_tokens} tokens") from e
+        if model._lora is not None:
+            scales = (ctypes.c_float * 1)(model.options.lora_scale)
+            adapters = (llama_cpp.llama_adapter_lora_p * 1)(model._lora)
+            llama_cpp.llama_set_adapters_lora(self._context.ctx, adapters, 1, scales)
+        self.n_ctx = options.n_ctx_tokens
+        self.n_vocab = model.vocab.n_vocab
+        self._n_batch = options.n_batch_tokens
+        self._reuse = options.reuse_cache
+        self._batch = llama_cpp.llama_batch_init(self._n_batch, 0, 1)
+        self._tokens: list[int] = []  # what the KV cache holds, in order
+        self._rows: dict[int, np.ndarray] = {}  # position → logits after tokens[: position + 1]
+        self.n_decode_calls = 0
+        self.n_tokens_evaluated = 0
+        self._closed = False
+
+    def logits_at(self, tokens: Sequence[int], positions: Sequence[int]) -> np.ndarray:
+        """See `base.ScoringContext.logits_at`."""
+        tokens = list(tokens)
+        positions = list(positions)
+        if len(tokens) > self.n_ctx:
+            raise ContextOverflow(f"{len(tokens)} tokens do not fit a context of {self.n_ctx}")
+        if any(p < 0 or p >= len(tokens) for p in positions):
+            raise IndexError(f"positions {positions} outside a sequence of {len(tokens)} tokens")
+        if not self._reuse:
+            self._forget(0)
+        keep = common_prefix_length(self._tokens, tokens)
+        missing = sorted({p for p in positions if p >= keep or p not in self._rows})
+        start = min([keep, *missing]) if missing else keep
+        if missing or start < len(self._tokens):
+            self._forget(start)
+            self._evaluate(tokens, start, set(missing))
+        out = np.stack([self._rows[p] for p in positions]) if positions else np.zeros((0, self.n_vocab), np.float32)
+        self._evict(keep_positions=set(positions))
+        return out
+
+    def _forget(self, start: int) -> None:
+        """Drop the cache from position `start` on."""
+        if start < len(self._tokens):
+            memory = self._lib.llama_get_memory(self._context.ctx)
+            if start == 0 or not self._lib.llama_memory_seq_rm(memory, 0, start, -1):
+                # Partial removal refused (e.g. a sliding-window cache): start over.
+                self._lib.llama_memory_clear(memory, True)
+                start = 0
+            del self._tokens[start:]
+        self._rows = {p: r for p, r in self._rows.items() if p < start}
+
+    def _evaluate(self, tokens: list[int], start: int, want: set[int]) -> None:
+        """Evaluate tokens[start:] (the cache holds tokens[:start]); keep logits at `want`."""
+        start = len(self._tokens)  # _forget may have had to clear more than asked
+        batch = self._batch
+        for chunk_start in range(start, len(tokens), self._n_batch):
+            chunk = tokens[chunk_start : chunk_start + self._n_batch]
+            batch.n_tokens = len(chunk)
+            flagged = []
+            for i, token in enumerate(chunk):
+                position = chunk_start + i
+                batch.token[i] = token
+                batch.pos[i] = position
+                batch.n_seq_id[i] = 1
+                batch.seq_id[i][0] = 0
+                is_wanted = position in want
+                batch.logits[i] = is_wanted
+                if is_wanted:
+                    flagged.append((i, position))
+            code = self._lib.llama_decode(self._context.ctx, batch)
+            if code != 0:
+                self._forget(0)
+                raise ModelError(f"llama_decode failed with code {code}")
+            self.n_decode_calls += 1
+            self.n_tokens_evaluated += len(chunk)
+            self._tokens.extend(chunk)
+            for i, position in flagged:
+                pointer = self._lib.llama_get_logits_ith(self._context.ctx, i)
+                self._rows[position] = np.ctypeslib.as_array(pointer, shape=(self.n_vocab,)).copy()
+
+    def _evict(self, keep_positions: set[int]) -> None:
+        if len(self._rows) > _MAX_REMEMBERED_ROWS:
+            extra = sorted(p for p in self._rows if p not in keep_positions)
+            for p in extra[: len(self._rows) - _MAX_REMEMBERED_ROWS]:
+                del self._rows[p]
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._lib.llama_batch_free(self._batch)
+        self._context.close()

@@ -1,0 +1,84 @@
+"""LSG's per-position write test, as pure NumPy functions.
+
+Guo et al., "LLM-driven Simultaneous Generation" (AAAI 2025, arXiv 2501.00868), §3: with the
+distribution of the model on everything read so far (P_cur) and the distribution under the wait-1
+baseline (P_base), the next target token is written if
+
+    KL(P_cur ‖ P_base) > δ    or    max P_cur > α.
+
+The paper's direction is KL(P_cur ‖ P_base); the official implementation computes the reverse,
+KL(P_base ‖ P_cur). Both are offered (`KL_DIRECTIONS`), the paper's is the default.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "KL_DIRECTIONS",
+    "log_softmax",
+    "kl_divergence",
+    "write_test",
+    "leading_run",
+]
+
+# "paper": KL(P_cur ‖ P_base) as written in the paper; "code": KL(P_base ‖ P_cur) as in ictnlp/LSG.
+KL_DIRECTIONS = ("paper", "code")
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise log-softmax of `logits` [n, vocab] (any float dtype) → float32 [n, vocab]."""
+    logits = np.asarray(logits, dtype=np.float32)
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def kl_divergence(logp: np.ndarray, logq: np.ndarray) -> np.ndarray:
+    """KL(p ‖ q) = Σ_v p(v) (log p(v) − log q(v)) per row, in nats.
+
+    `logp`, `logq`: log-probabilities [n, vocab]. Returns float64 [n]. Terms where p(v) = 0 count
+    zero (the limit of p log p), so -inf entries of `logp` are safe.
+    """
+    logp = np.asarray(logp, dtype=np.float64)
+    logq = np.asarray(logq, dtype=np.float64)
+    p = np.exp(logp)
+    with np.errstate(invalid="ignore"):
+        terms = p * (logp - logq)
+    terms = np.where(p > 0.0, terms, 0.0)
+    return terms.sum(axis=-1)
+
+
+def write_test(
+    cur_logprobs: np.ndarray,
+    base_logprobs: np.ndarray,
+    delta: float,
+    alpha: float,
+    kl_direction: str = "paper",
+) -> np.ndarray:
+    """Which draft positions pass LSG's write test.
+
+    `cur_logprobs`: log P_cur [n, vocab], the full-prefix model at each draft position.
+    `base_logprobs`: log P_base [n, vocab], the wait-1 baseline teacher-forced on the same draft.
+    `delta`: KL threshold δ in nats; `alpha`: confidence threshold α on max P_cur.
+    Returns bool [n]: position k passes if the KL (direction per `kl_direction`) exceeds δ or the
+    top probability of P_cur exceeds α.
+    """
+    if kl_direction not in KL_DIRECTIONS:
+        raise ValueError(f"kl_direction must be one of {KL_DIRECTIONS}, got {kl_direction!r}")
+    cur = np.asarray(cur_logprobs)
+    base = np.asarray(base_logprobs)
+    if cur.shape != base.shape:
+        raise ValueError(f"distribution shapes differ: {cur.shape} vs {base.shape}")
+    if kl_direction == "paper":
+        kl = kl_divergence(cur, base)
+    else:
+        kl = kl_divergence(base, cur)
+    confidence = np.exp(cur.max(axis=-1).astype(np.float64))
+    return (kl > delta) | (confidence > alpha)
+
+
+def leading_run(passes: np.ndarray) -> int:
+    """Length of the run of True values at the start of `passes` (bool [n])."""
+    passes = np.asarray(passes, dtype=bool)
+    failing = np.flatnonzero(~passes)
+    return int(failing[0]) if failing.size else int(passes.size)

@@ -1,0 +1,1 @@
+"""Text translation: prompts, the word stream, and the simultaneous translation session."""
