@@ -70,13 +70,15 @@ def greedy_draft(
     max_new_tokens: int,
     is_stop: Callable[[int], bool],
     guess: Sequence[int] = (),
+    should_stop: Callable[[list[int]], bool] | None = None,
 ) -> Draft:
     """Greedily continue `prefix` by up to `max_new_tokens` tokens.
 
     `guess` is a likely continuation (the previous draft): it is checked in one batched request,
     speculative-decoding style, and kept as far as the argmax agrees with it, so a draft that did
     not change after a READ costs one forward pass instead of one per token. The result equals
-    plain token-by-token greedy decoding.
+    plain token-by-token greedy decoding. `should_stop(tokens)`, checked after each new token, ends
+    the draft early (not as `ended`) once the caller has all it can use.
     """
     prefix = list(prefix)
     if not prefix:
@@ -96,6 +98,8 @@ def greedy_draft(
                 return Draft(tokens, _stack(rows, row.size), ended=True)
             tokens.append(token)
             rows.append(row)
+            if should_stop is not None and should_stop(tokens):
+                return Draft(tokens, _stack(rows, row.size), ended=False)
             if len(tokens) >= max_new_tokens or k >= len(pending) or pending[k] != token:
                 break
     return Draft(tokens, _stack(rows, rows[0].size if rows else 0), ended=False)

@@ -149,6 +149,12 @@ class LlamaModel:
         return self._model.metadata()
 
     @property
+    def bos_text(self) -> str:
+        """Text of the BOS token as chat templates write it (e.g. "<bos>"), or ""."""
+        bos = self._lib.llama_vocab_bos(self._model.vocab)
+        return self._model.token_get_text(bos) if bos >= 0 else ""
+
+    @property
     def n_embd(self) -> int:
         return self._model.n_embd()
 

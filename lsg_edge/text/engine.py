@@ -1,0 +1,131 @@
+"""The translation engine: one loaded model and its two contexts, shared by sessions."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from ..assets import assemble_packaged_gguf
+from ..backends.llama import LlamaModel, LlamaOptions
+from ..errors import ModelError, OptionsError
+from ..manifest import DEFAULT_TEXT_MANIFEST, ModelManifest, load_manifest
+from ..policy.options import PolicyOptions
+from .prompt import TranslationPrompt
+from .session import SessionOptions, TranslationSession
+
+__all__ = ["TranslationEngine"]
+
+
+class TranslationEngine:
+    """Owns a GGUF model and two llama.cpp contexts over it: the full prefix and the wait-1 baseline.
+
+    Example::
+
+        with TranslationEngine.load() as engine:              # the embedded default model
+            session = engine.create_session("de", "en")       # policy settings from the manifest
+            for word in "Die Polizei sucht nach Zeugen .".split():
+                for commit in session.push(word):
+                    print(commit.separator + commit.text, end="", flush=True)
+            for commit in session.finish():
+                print(commit.separator + commit.text)
+
+    Sessions created from one engine share its contexts; each context keeps whatever prefix it last
+    evaluated, so interleaving sessions is correct but re-evaluates more.
+    """
+
+    def __init__(self, model: LlamaModel, manifest: ModelManifest) -> None:
+        self.model = model
+        self.manifest = manifest
+        self.full_context = model.new_context()
+        self.baseline_context = model.new_context()
+
+    @classmethod
+    def load(
+        cls,
+        manifest: str | Path | ModelManifest = DEFAULT_TEXT_MANIFEST,
+        model_path: str | Path | None = None,
+        **llama_overrides: Any,
+    ) -> "TranslationEngine":
+        """Load a model by manifest (name, TOML path or object), optionally with another GGUF.
+
+        `llama_overrides` are fields of `LlamaOptions` (n_threads, n_gpu_layers, n_ctx_tokens, ...).
+        """
+        if not isinstance(manifest, ModelManifest):
+            manifest = load_manifest(manifest)
+        if model_path is not None:
+            manifest = manifest.with_gguf(Path(model_path))
+        path = resolve_gguf(manifest)
+        options = LlamaOptions(model_path=path, n_ctx_tokens=manifest.n_ctx_tokens)
+        try:
+            options = replace(options, **llama_overrides)
+        except TypeError as e:
+            raise OptionsError(f"unknown llama option: {e}") from e
+        return cls(LlamaModel(options), manifest)
+
+    def policy_options(self, src: str, tgt: str, **overrides: Any) -> PolicyOptions:
+        """The manifest's recommended settings for this pair, with `overrides` (None values ignored)."""
+        settings = self.manifest.policy_settings(src, tgt)
+        settings.update({k: v for k, v in overrides.items() if v is not None})
+        known = set(PolicyOptions.__dataclass_fields__)
+        unknown = set(settings) - known
+        if unknown:
+            raise OptionsError(f"unknown policy settings: {', '.join(sorted(unknown))}")
+        return PolicyOptions(**settings)
+
+    def create_session(
+        self,
+        src: str,
+        tgt: str,
+        policy: PolicyOptions | None = None,
+        options: SessionOptions | None = None,
+        prompt_style: str | None = None,
+    ) -> TranslationSession:
+        """A new stream translating `src` → `tgt` (language codes, e.g. "de", "en")."""
+        vocab = self.model.vocab
+        metadata = self.model.metadata
+        prompt = TranslationPrompt(
+            vocab,
+            src,
+            tgt,
+            style=prompt_style or self.manifest.prompt_style,
+            chat_template=metadata.get("tokenizer.chat_template"),
+            bos_text=self.model.bos_text,
+        )
+        return TranslationSession(
+            full=self.full_context,
+            baseline=self.baseline_context,
+            vocab=vocab,
+            prompt=prompt,
+            policy=policy or self.policy_options(src, tgt),
+            options=options or SessionOptions(),
+            n_ctx_tokens=self.model.options.n_ctx_tokens,
+        )
+
+    @property
+    def counters(self) -> dict[str, int]:
+        """llama_decode calls and tokens evaluated so far, per context."""
+        return {
+            "full_decode_calls": self.full_context.n_decode_calls,
+            "full_tokens": self.full_context.n_tokens_evaluated,
+            "baseline_decode_calls": self.baseline_context.n_decode_calls,
+            "baseline_tokens": self.baseline_context.n_tokens_evaluated,
+        }
+
+    def close(self) -> None:
+        self.model.close()
+
+    def __enter__(self) -> "TranslationEngine":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def resolve_gguf(manifest: ModelManifest) -> Path:
+    """The GGUF file of a manifest, assembling packaged weights into the cache on first use."""
+    if manifest.gguf_path is not None:
+        return manifest.gguf_path
+    if manifest.package_module and manifest.package_file:
+        return assemble_packaged_gguf(manifest.package_module, manifest.package_file)
+    raise ModelError(f"manifest {manifest.name!r} names no weights ([weights] gguf or package_module)")

@@ -1,0 +1,112 @@
+"""Translation prompts: token prefixes that put a (partial) source sentence before the target.
+
+Two styles. Base models (the default Gemma 3 270M has no chat template) get a few-shot prompt
+built from `models/few_shot.toml`:
+
+    German: <example>\nEnglish: <example>\n ... German: <source>\nEnglish:
+
+Instruct models get their own chat template (the GGUF's `tokenizer.chat_template`, rendered with
+Jinja) around a one-line instruction. In both styles the target follows the prefix directly, so a
+context's token list is always `prefix_tokens(source) + committed target tokens`.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from importlib import resources
+from typing import Any
+
+from ..backends.base import Vocabulary
+from ..errors import ModelError, OptionsError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = ["TranslationPrompt", "language_names"]
+
+
+@functools.cache
+def _few_shot() -> dict[str, Any]:
+    text = (resources.files("lsg_edge.models") / "few_shot.toml").read_text(encoding="utf-8")
+    return tomllib.loads(text)
+
+
+def language_names() -> dict[str, str]:
+    """Language code → English name, for the languages that have few-shot examples."""
+    return dict(_few_shot()["languages"])
+
+
+class TranslationPrompt:
+    """Builds the token prefix for a source text, for one model, style and language pair."""
+
+    def __init__(
+        self,
+        vocab: Vocabulary,
+        src: str,
+        tgt: str,
+        style: str = "few-shot",
+        chat_template: str | None = None,
+        bos_text: str = "",
+    ) -> None:
+        names = language_names()
+        for flag, code in (("--src", src), ("--tgt", tgt)):
+            if code not in names:
+                raise OptionsError(f"{flag} {code!r} is not supported (choose from {', '.join(sorted(names))})")
+        if src == tgt:
+            raise OptionsError(f"--src and --tgt are both {src!r}")
+        self.vocab = vocab
+        self.src, self.tgt = src, tgt
+        self.style = style
+        src_name, tgt_name = names[src], names[tgt]
+        if style == "few-shot":
+            examples = "".join(f"{src_name}: {ex[src]}\n{tgt_name}: {ex[tgt]}\n" for ex in _few_shot()["examples"])
+            self._head = f"{examples}{src_name}: "
+            self._tail = f"\n{tgt_name}:"
+            self._add_bos = True
+        elif style == "chat":
+            if not chat_template:
+                raise ModelError("prompt style 'chat' needs a model with a chat template (tokenizer.chat_template)")
+            instruction = f"Translate the following {src_name} text into {tgt_name}. Reply with the translation only.\n\n"
+            marker = "\x00SOURCE\x00"
+            rendered = _render_chat(chat_template, instruction + marker, bos_text)
+            if marker not in rendered:
+                raise ModelError("the model's chat template drops the user message; use --prompt-style few-shot")
+            self._head, self._tail = rendered.split(marker)
+            self._add_bos = False  # chat templates write the BOS token themselves
+        else:
+            raise OptionsError(f"unknown prompt style {style!r}")
+
+    def prefix_tokens(self, source_text: str) -> list[int]:
+        """Tokens of everything before the target, with `source_text` as the source sentence."""
+        return self.vocab.tokenize(self._head + source_text + self._tail, add_bos=self._add_bos)
+
+    def is_stop(self, token: int) -> bool:
+        """The target sentence ends: end of generation, or a line break (one sentence per line)."""
+        return self.vocab.is_end_of_generation(token) or b"\n" in self.vocab.piece(token)
+
+
+def _render_chat(template: str, user_message: str, bos_text: str) -> str:
+    try:
+        from jinja2.sandbox import ImmutableSandboxedEnvironment
+    except ImportError as e:  # pragma: no cover - a dependency of the package
+        raise ModelError("jinja2 is needed for chat templates: pip install jinja2") from e
+
+    def raise_exception(message: str) -> None:
+        raise ModelError(f"chat template error: {message}")
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    env.globals["raise_exception"] = raise_exception
+    try:
+        return env.from_string(template).render(
+            messages=[{"role": "user", "content": user_message}],
+            add_generation_prompt=True,
+            bos_token=bos_text,
+            eos_token="",
+        )
+    except ModelError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any Jinja failure is a bad template in the model file
+        raise ModelError(f"could not render the model's chat template: {e}") from e

@@ -1,0 +1,248 @@
+"""A simultaneous translation session: source words in, committed target words out.
+
+The session holds one stream's state (the current sentence's source words and committed target
+tokens); the engine it was created from holds the model and its two contexts — the full prefix and
+the wait-1 baseline. Committed text is final: it is never retracted or revised.
+"""
+
+from __future__ import annotations
+
+import codecs
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..backends.base import Draft, ScoringContext, Vocabulary, greedy_draft
+from ..errors import OptionsError
+from ..policy.options import PolicyOptions
+from ..policy.strategies import Policy, make_policy
+from .prompt import TranslationPrompt
+from .source import join_words
+
+__all__ = ["Commit", "SessionOptions", "TranslationSession"]
+
+
+@dataclass(frozen=True)
+class Commit:
+    """Target text committed at one decision (final; never retracted)."""
+
+    text: str  # the committed words, without the whitespace that separates them from earlier ones
+    separator: str  # whitespace between the previous commit of the sentence and `text` ("" at start)
+    sentence_index: int  # 0-based index of the sentence in the stream
+    source_words_read: int  # source words read when this was committed
+    elapsed_ms: float  # wall-clock time since the sentence's first word arrived, ms
+    n_words: int  # target words in `text`
+    sentence_end: bool = False  # the last commit of its sentence
+
+    def to_json(self) -> dict:
+        return {
+            "text": self.text,
+            "sentence": self.sentence_index,
+            "source_words_read": self.source_words_read,
+            "elapsed_ms": round(self.elapsed_ms, 1),
+            "words": self.n_words,
+            "sentence_end": self.sentence_end,
+        }
+
+
+@dataclass(frozen=True)
+class SessionOptions:
+    """Limits that keep a stream bounded whatever arrives."""
+
+    max_source_words: int = 64  # longer sentences are cut here and finished, words
+    max_prefix_fraction: float = 0.5  # a sentence is cut once its prompt fills this share of n_ctx
+    max_target_per_source_token: float = 3.0  # cap on decoding to the end (guards repetition loops)
+
+    def __post_init__(self) -> None:
+        if self.max_source_words < 1:
+            raise OptionsError(f"max_source_words must be positive, got {self.max_source_words}")
+        if not 0.1 <= self.max_prefix_fraction <= 0.9:
+            raise OptionsError(f"max_prefix_fraction must be in [0.1, 0.9], got {self.max_prefix_fraction}")
+
+
+@dataclass
+class _Sentence:
+    """Per-sentence state."""
+
+    index: int
+    words: list[str] = field(default_factory=list)
+    target: list[int] = field(default_factory=list)  # committed target tokens
+    n_words_committed: int = 0
+    started_at: float = 0.0  # time.monotonic() of the first word
+    guess: list[int] = field(default_factory=list)  # the last draft's uncommitted tokens
+    decoder: codecs.IncrementalDecoder = field(
+        default_factory=lambda: codecs.getincrementaldecoder("utf-8")(errors="replace")
+    )
+
+
+class TranslationSession:
+    """One input stream. `push` words, `finish` each sentence; both return new `Commit`s."""
+
+    def __init__(
+        self,
+        full: ScoringContext,
+        baseline: ScoringContext,
+        vocab: Vocabulary,
+        prompt: TranslationPrompt,
+        policy: PolicyOptions,
+        options: SessionOptions,
+        n_ctx_tokens: int,
+    ) -> None:
+        self._full = full
+        self._baseline = baseline
+        self._vocab = vocab
+        self._prompt = prompt
+        self.policy_options = policy
+        self._policy: Policy = make_policy(policy)
+        self.options = options
+        self._n_ctx = n_ctx_tokens
+        self._sentence = _Sentence(index=0)
+
+    # --- public API -----------------------------------------------------------------------------
+
+    def push(self, word: str) -> list[Commit]:
+        """Read one source word; return what the policy commits in response (maybe nothing)."""
+        word = word.strip()
+        if not word:
+            return []
+        events: list[Commit] = []
+        if self._must_cut(word):
+            events += self.finish()
+        s = self._sentence
+        if not s.words:
+            s.started_at = time.monotonic()
+        s.words.append(word)
+        events += self._decide()
+        return events
+
+    def finish(self) -> list[Commit]:
+        """End the current sentence: decode and commit the rest of its translation.
+
+        Returns the remaining commits, the last one flagged `sentence_end` (possibly empty text).
+        The next `push` starts a new sentence.
+        """
+        s = self._sentence
+        if not s.words:
+            return []
+        prefix = self._full_prefix()
+        room = self._n_ctx - len(prefix) - 1
+        source_tokens = len(prefix) - len(self._prompt.prefix_tokens(""))
+        budget = min(room, int(self.options.max_target_per_source_token * max(source_tokens, 1)) + 8)
+        tokens: list[int] = []
+        if budget > 0:
+            tokens = greedy_draft(self._full, prefix, budget, self._prompt.is_stop, guess=s.guess).tokens
+        event = self._commit(tokens, sentence_end=True)
+        self._sentence = _Sentence(index=s.index + 1)
+        return [event]
+
+    def reset(self) -> None:
+        """Drop the current sentence without output and start over at sentence 0."""
+        self._sentence = _Sentence(index=0)
+
+    @property
+    def sentence_index(self) -> int:
+        return self._sentence.index
+
+    @property
+    def source_words(self) -> list[str]:
+        """Source words read in the current sentence."""
+        return list(self._sentence.words)
+
+    # --- the decision loop ----------------------------------------------------------------------
+
+    def _decide(self) -> list[Commit]:
+        events = []
+        while True:
+            view = _View(self)
+            n_tokens = self._policy.tokens_to_write(view)
+            draft = view.last_draft
+            if n_tokens == 0:
+                if draft is not None:
+                    self._sentence.guess = list(draft.tokens)
+                return events
+            assert draft is not None and n_tokens <= len(draft.tokens)
+            events.append(self._commit(draft.tokens[:n_tokens]))
+            self._sentence.guess = list(draft.tokens[n_tokens:])
+
+    def _commit(self, tokens: list[int], sentence_end: bool = False) -> Commit:
+        s = self._sentence
+        pieces = [self._vocab.piece(t) for t in tokens]
+        text = s.decoder.decode(b"".join(pieces), final=sentence_end)
+        n_words = len(text.split())
+        stripped = text.lstrip()
+        separator = text[: len(text) - len(stripped)] if s.n_words_committed else ""
+        s.target.extend(tokens)
+        s.n_words_committed += _count_word_starts(pieces)
+        return Commit(
+            text=stripped.rstrip() if sentence_end else stripped,
+            separator=separator,
+            sentence_index=s.index,
+            source_words_read=len(s.words),
+            elapsed_ms=(time.monotonic() - s.started_at) * 1000.0,
+            n_words=n_words,
+            sentence_end=sentence_end,
+        )
+
+    def _must_cut(self, next_word: str) -> bool:
+        """Whether the current sentence must end before `next_word` joins it (bounded windows)."""
+        s = self._sentence
+        if not s.words:
+            return False
+        if len(s.words) >= self.options.max_source_words:
+            return True
+        n_prefix = len(self._prompt.prefix_tokens(join_words(s.words + [next_word])))
+        return n_prefix + len(s.target) > self.options.max_prefix_fraction * self._n_ctx
+
+    def _full_prefix(self) -> list[int]:
+        s = self._sentence
+        return self._prompt.prefix_tokens(join_words(s.words)) + s.target
+
+    def _baseline_prefix(self) -> list[int]:
+        s = self._sentence
+        n_source = min(s.n_words_committed + 1, len(s.words))
+        return self._prompt.prefix_tokens(join_words(s.words[:n_source])) + s.target
+
+
+class _View:
+    """`DecisionView` over a session at one decision; remembers the draft it made."""
+
+    def __init__(self, session: TranslationSession) -> None:
+        self._session = session
+        self.n_read = len(session._sentence.words)
+        self.n_committed_words = session._sentence.n_words_committed
+        self.last_draft: Draft | None = None
+
+    def draft(self, max_words: int) -> Draft:
+        session = self._session
+        vocab = session._vocab
+
+        def has_enough(tokens: list[int]) -> bool:
+            # Stop once a token starts word max_words + 1: the first max_words are then whole.
+            return sum(vocab.piece(t)[:1].isspace() for t in tokens[1:]) >= max_words
+
+        self.last_draft = greedy_draft(
+            session._full,
+            session._full_prefix(),
+            session.policy_options.draft_tokens,
+            session._prompt.is_stop,
+            guess=session._sentence.guess,
+            should_stop=has_enough,
+        )
+        return self.last_draft
+
+    def baseline_logits(self, draft: Draft) -> np.ndarray:
+        prefix = self._session._baseline_prefix()
+        first = len(prefix) - 1
+        return self._session._baseline.logits_at(prefix + draft.tokens, range(first, first + len(draft.tokens)))
+
+    def pieces(self, tokens: list[int]) -> list[str]:
+        return [self._session._vocab.piece(t).decode("utf-8", errors="replace") for t in tokens]
+
+
+def _count_word_starts(pieces: list[bytes]) -> int:
+    """Words begun by these tokens: the first always (commits start at word boundaries), then each
+    token that starts with whitespace."""
+    if not pieces:
+        return 0
+    return 1 + sum(p[:1].isspace() for p in pieces[1:])

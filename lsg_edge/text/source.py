@@ -1,0 +1,131 @@
+"""The source side of text translation: words as they arrive, and where sentences end.
+
+Words are read from a byte stream as soon as they are complete (followed by whitespace), not when
+a line ends, so a person typing sees translation while the sentence is still being typed. Invalid
+UTF-8 is replaced, never fatal. Scripts written without spaces (Chinese, Japanese) are split into
+characters, which serve as their source "words".
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import re
+from dataclasses import dataclass
+from typing import BinaryIO, Iterator
+
+__all__ = ["SourceEvent", "read_words", "ends_sentence", "join_words", "split_words"]
+
+_READ_SIZE_BYTES = 4096
+_SENTENCE_FINAL = ("。", "！", "？", ".", "!", "?", "…")
+_CLOSERS = "\"'»«”“’)]"
+# Abbreviations after which a period does not end a sentence (lower-case, without the period).
+_ABBREVIATIONS = frozenset(
+    "dr prof mr mrs ms st nr no vs etc bzw ca usw z.b d.h u.a s. vgl mio mrd jh jr sr inc ltd co "
+    "m mme mlle av sra sr dña".split()
+)
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]")
+
+
+@dataclass(frozen=True)
+class SourceEvent:
+    """One item of the source stream: a word, or the end of a sentence."""
+
+    word: str | None = None  # a complete source word, or None for a sentence end
+    sentence_end: bool = False  # the sentence ended (line break, or sentence-final punctuation)
+
+
+def split_words(text: str) -> list[str]:
+    """Whitespace-separated words; runs of CJK characters split into single characters."""
+    words: list[str] = []
+    for chunk in text.split():
+        if _CJK.search(chunk):
+            words.extend(_split_cjk(chunk))
+        else:
+            words.append(chunk)
+    return words
+
+
+def _split_cjk(chunk: str) -> list[str]:
+    """Each CJK character is a word; punctuation joins the word before it; Latin runs stay whole."""
+    parts: list[str] = []
+    for char in chunk:
+        if _CJK.match(char) and char.isalnum():
+            parts.append(char)
+        elif parts and not char.isalnum():
+            parts[-1] += char
+        elif parts and parts[-1][-1].isalnum() and not _CJK.match(parts[-1][-1]):
+            parts[-1] += char
+        else:
+            parts.append(char)
+    return parts
+
+
+def join_words(words: list[str]) -> str:
+    """Inverse of `split_words` for building prompts: spaces between words, none inside CJK."""
+    out = ""
+    for word in words:
+        if out and not (_CJK.match(out[-1]) and _CJK.match(word[0])):
+            out += " "
+        out += word
+    return out
+
+
+def ends_sentence(word: str) -> bool:
+    """Whether a source word ends its sentence (sentence-final punctuation, not an abbreviation,
+    an initial or an ordinal number such as German "3.")."""
+    core = word.rstrip(_CLOSERS)
+    if not core.endswith(_SENTENCE_FINAL):
+        return False
+    if core.endswith("."):
+        stem = core[:-1]
+        if not stem or stem.isdigit() or (len(stem) == 1 and stem.isalpha()):
+            return False
+        if stem.lower() in _ABBREVIATIONS:
+            return False
+    return True
+
+
+def read_words(stream: BinaryIO, split_sentences: bool = True) -> Iterator[SourceEvent]:
+    """Yield words from a binary stream as soon as each is complete, and sentence ends.
+
+    A sentence ends at a line break or, if `split_sentences`, after a word that `ends_sentence`.
+    Reads whatever bytes are available (no waiting for a full buffer or a newline).
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    fd = stream.fileno() if _has_fileno(stream) else None
+    pending = ""  # text after the last whitespace: a word still being typed
+    sentence_open = False
+    while True:
+        chunk = os.read(fd, _READ_SIZE_BYTES) if fd is not None else stream.read1(_READ_SIZE_BYTES)  # type: ignore[attr-defined]
+        text = decoder.decode(chunk, final=not chunk)
+        text = pending + text
+        pending = ""
+        if chunk:
+            # Keep a trailing partial word for the next read.
+            stripped = text.rstrip()
+            if len(stripped) == len(text):
+                cut = max(text.rfind(c) for c in " \t\r\n\f\v") + 1
+                pending, text = text[cut:], text[:cut]
+        for line_no, line in enumerate(text.split("\n")):
+            if line_no > 0 and sentence_open:
+                yield SourceEvent(sentence_end=True)
+                sentence_open = False
+            for word in split_words(line):
+                yield SourceEvent(word=word)
+                sentence_open = True
+                if split_sentences and ends_sentence(word):
+                    yield SourceEvent(sentence_end=True)
+                    sentence_open = False
+        if not chunk:
+            if sentence_open:
+                yield SourceEvent(sentence_end=True)
+            return
+
+
+def _has_fileno(stream: BinaryIO) -> bool:
+    try:
+        stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return False
+    return True
