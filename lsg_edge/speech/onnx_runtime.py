@@ -1,0 +1,112 @@
+"""onnxruntime sessions for Whisper's encoder and decoder — the only module that imports onnxruntime.
+
+Shapes are those of `onnx_export` (see its docstring). Sessions are created with explicit options:
+a fixed thread count (the default grabs every core and fights the audio thread), full graph
+optimisation, and onnxruntime's own logging at errors only.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ModelError, OptionsError
+from .onnx_export import DECODER_FILE, ENCODER_FILE
+
+__all__ = ["RuntimeOptions", "EncodedAudio", "WhisperRuntime"]
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """How onnxruntime runs the graphs."""
+
+    n_threads: int = 0  # intra-op threads; 0 = every core up to 4
+
+    def __post_init__(self) -> None:
+        if self.n_threads < 0:
+            raise OptionsError(f"--threads must be positive, got {self.n_threads}")
+
+
+@dataclass(frozen=True, eq=False)
+class EncodedAudio:
+    """One encoder output, ready for the decoder's cross-attention.
+
+    `cross_k` float32 [n_layers, 1, n_heads, head_dim, n_audio]; `cross_v` [n_layers, 1, n_heads,
+    n_audio, head_dim]; `n_frames` mel frames encoded (10 ms each, padding included). Compared by
+    identity: a decoder state is valid for exactly one EncodedAudio.
+    """
+
+    cross_k: np.ndarray
+    cross_v: np.ndarray
+    n_frames: int
+
+
+class WhisperRuntime:
+    """Loaded encoder and decoder sessions of one converted model directory."""
+
+    def __init__(self, model_dir: Path, options: RuntimeOptions = RuntimeOptions()) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as e:  # pragma: no cover - a dependency of the package
+            raise ModelError("onnxruntime is not installed: pip install onnxruntime") from e
+        threads = options.n_threads or max(1, min(4, os.cpu_count() or 1))
+        session_options = ort.SessionOptions()
+        session_options.intra_op_num_threads = threads
+        session_options.inter_op_num_threads = 1
+        session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        session_options.log_severity_level = 3
+        self._sessions = {}
+        for name in (ENCODER_FILE, DECODER_FILE):
+            path = Path(model_dir) / name
+            if not path.exists():
+                raise ModelError(f"converted Whisper graph missing: {path}")
+            try:
+                self._sessions[name] = ort.InferenceSession(
+                    str(path), sess_options=session_options, providers=["CPUExecutionProvider"]
+                )
+            except Exception as e:  # onnxruntime raises its own exception types for bad files
+                raise ModelError(f"onnxruntime cannot load {path} (corrupt? delete it to reconvert): {e}") from e
+        decoder_inputs = {i.name: i.shape for i in self._sessions[DECODER_FILE].get_inputs()}
+        self.n_layers, _, self.n_heads, _, self.head_dim = decoder_inputs["self_k"]
+        self.n_vocab = self._sessions[DECODER_FILE].get_outputs()[0].shape[-1]
+        self.n_mels = self._sessions[ENCODER_FILE].get_inputs()[0].shape[1]
+        self.n_encoder_calls = 0
+        self.n_decoder_calls = 0
+
+    def encode(self, mel: np.ndarray) -> EncodedAudio:
+        """Encode one log-mel float32 [n_mels, n_frames] (n_frames even, ≤ 3000)."""
+        mel = np.ascontiguousarray(mel[None], dtype=np.float32)
+        _, cross_k, cross_v = self._sessions[ENCODER_FILE].run(None, {"mel": mel})
+        self.n_encoder_calls += 1
+        return EncodedAudio(cross_k, cross_v, mel.shape[-1])
+
+    def encoder_output(self, mel: np.ndarray) -> np.ndarray:
+        """The encoder's hidden states float32 [1, n_frames/2, d_model] (for parity checks)."""
+        mel = np.ascontiguousarray(mel[None], dtype=np.float32)
+        return self._sessions[ENCODER_FILE].run(["encoder_output"], {"mel": mel})[0]
+
+    def empty_cache(self) -> tuple[np.ndarray, np.ndarray]:
+        shape = (self.n_layers, 1, self.n_heads, 0, self.head_dim)
+        return np.zeros(shape, np.float32), np.zeros(shape, np.float32)
+
+    def decode(
+        self, tokens: list[int], self_k: np.ndarray, self_v: np.ndarray, audio: EncodedAudio
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Extend a self-attention cache by `tokens`.
+
+        Returns (logits float32 [len(tokens), n_vocab], new self_k, new self_v); the caches are
+        [n_layers, 1, n_heads, n_past + len(tokens), head_dim].
+        """
+        feeds = {
+            "tokens": np.asarray([tokens], dtype=np.int64),
+            "self_k": self_k,
+            "self_v": self_v,
+            "cross_k": audio.cross_k,
+            "cross_v": audio.cross_v,
+        }
+        logits, new_k, new_v = self._sessions[DECODER_FILE].run(None, feeds)
+        self.n_decoder_calls += 1
+        return logits[0], new_k, new_v
