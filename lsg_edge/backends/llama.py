@@ -51,6 +51,8 @@ class LlamaOptions:
     reuse_cache: bool = True  # keep the KV cache across requests (False: recompute everything)
     lora_path: Path | None = None  # llama.cpp LoRA adapter GGUF applied at run time
     lora_scale: float = 1.0  # scale of the runtime LoRA adapter
+    # F32 KV cache and no flash attention: slower, but no F16 rounding in attention (parity checks)
+    f32_attention: bool = False
 
     def __post_init__(self) -> None:
         if self.n_ctx_tokens < 64:
@@ -220,6 +222,10 @@ class LlamaContext:
         # remove a suffix of the cache, and every prefix reuse would fall back to a full recompute.
         params.swa_full = True
         params.no_perf = True
+        if options.f32_attention:
+            params.type_k = llama_cpp.GGML_TYPE_F32
+            params.type_v = llama_cpp.GGML_TYPE_F32
+            params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
         try:
             self._context = _internals.LlamaContext(model=model._model, params=params, verbose=False)
         except ValueError as e:
