@@ -1,0 +1,107 @@
+"""`lsg-edge convert …`: thin click commands over merge_lora, lora_to_gguf and quantize.
+
+stdout carries the output path (data); warnings, progress and errors go to stderr. The group is
+registered by lsg_edge/cli.py; `run_standalone` serves `python -m lsg_edge.convert.<module>`.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import click
+
+from ..errors import LsgEdgeError
+
+__all__ = ["convert_group", "merge_lora_command", "lora_to_gguf_command", "quantize_command", "run_standalone"]
+
+_EXISTING_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+_EXISTING_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
+_OUTPUT_FILE = click.Path(dir_okay=False, path_type=Path)
+
+
+@contextmanager
+def _one_line_warnings() -> Iterator[None]:
+    """Show the library's ConversionWarnings as 'warning: …' lines on stderr, as they happen."""
+    from .merge_lora import ConversionWarning
+
+    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ARG001
+        click.echo(f"warning: {message}", err=True)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", ConversionWarning)
+        warnings.showwarning = show
+        yield
+
+
+@click.group(name="convert")
+def convert_group() -> None:
+    """Turn LoRA adapters and models into the GGUF files the device runs (no PyTorch needed)."""
+
+
+@convert_group.command(name="merge-lora")
+@click.option("--base", "base_path", type=_EXISTING_FILE, required=True, help="Base model GGUF (F16/BF16/F32).")
+@click.option("--adapter", "adapter_path", type=_EXISTING_DIR, required=True, help="PEFT adapter folder.")
+@click.option("--out", "out_path", type=_OUTPUT_FILE, required=True, help="Merged GGUF to write.")
+@click.option("--lora-scale", type=float, default=1.0, show_default=True, help="Multiplier of the adapter's delta.")
+@click.option("--progress/--no-progress", default=True, help="Progress bar on stderr.")
+def merge_lora_command(base_path: Path, adapter_path: Path, out_path: Path, lora_scale: float, progress: bool) -> None:
+    """Merge a PEFT LoRA adapter into a base GGUF: W' = W + scale·B·A."""
+    from .merge_lora import MergeOptions, merge_lora
+
+    options = MergeOptions(base_path, adapter_path, out_path, lora_scale=lora_scale, progress=progress)
+    with _one_line_warnings():
+        result = merge_lora(options)
+    click.echo(f"merged {result.n_merged_tensors} tensors", err=True)
+    click.echo(str(result.out_path))
+
+
+@convert_group.command(name="lora-to-gguf")
+@click.option("--base", "base_path", type=_EXISTING_FILE, required=True, help="Base model GGUF the adapter belongs to.")
+@click.option("--adapter", "adapter_path", type=_EXISTING_DIR, required=True, help="PEFT adapter folder.")
+@click.option("--out", "out_path", type=_OUTPUT_FILE, required=True, help="llama.cpp LoRA adapter GGUF to write.")
+@click.option("--outtype", type=click.Choice(["f32", "f16"]), default="f32", show_default=True, help="Tensor type.")
+@click.option("--progress/--no-progress", default=True, help="Progress bar on stderr.")
+def lora_to_gguf_command(base_path: Path, adapter_path: Path, out_path: Path, outtype: str, progress: bool) -> None:
+    """Write a PEFT LoRA adapter as a llama.cpp runtime adapter GGUF (use with --lora)."""
+    from .lora_to_gguf import LoraGgufOptions, lora_to_gguf
+
+    n = lora_to_gguf(LoraGgufOptions(base_path, adapter_path, out_path, out_type=outtype, progress=progress))
+    click.echo(f"wrote {n} adapted tensors", err=True)
+    click.echo(str(out_path))
+
+
+@convert_group.command(name="quantize")
+@click.argument("in_path", type=_EXISTING_FILE)
+@click.argument("out_path", type=_OUTPUT_FILE)
+@click.option("--type", "type_name", default="Q4_K_M", show_default=True,
+              help="Q8_0, Q6_K, Q5_K_M, Q5_K_S, Q5_0, Q5_1, Q4_K_M, Q4_K_S, Q4_0, Q4_1, Q3_K_L, Q3_K_M, Q3_K_S, Q2_K, F16, BF16.")
+@click.option("--threads", "n_threads", type=int, default=0, show_default=True, help="Threads; 0 = all cores.")
+@click.option("--allow-requantize", is_flag=True, help="Accept an already quantized input (adds error).")
+@click.option("--progress/--no-progress", default=True, help="Progress bar on stderr.")
+def quantize_command(
+    in_path: Path, out_path: Path, type_name: str, n_threads: int, allow_requantize: bool, progress: bool
+) -> None:
+    """Quantize a GGUF with llama.cpp's quantizer."""
+    from .quantize import QuantizeOptions, quantize
+
+    options = QuantizeOptions(in_path, out_path, type_name, n_threads, allow_requantize, progress)
+    click.echo(str(quantize(options)))
+
+
+def run_standalone(command: click.Command, argv: list[str] | None = None) -> None:
+    """Run one command as a script, turning LsgEdgeError into one line and its exit code."""
+    try:
+        command.main(args=argv, standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except LsgEdgeError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(e.exit_code)

@@ -1,0 +1,156 @@
+"""Quantize a GGUF with llama.cpp's own quantizer (`llama_model_quantize` in llama-cpp-python).
+
+This is the only module of `convert/` that imports `llama_cpp`. llama.cpp reports progress and
+errors only through its log callback; while quantizing, that callback is pointed at a small
+collector so that a failure comes back as one line, and progress is shown by watching the output
+file grow.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ModelError, OptionsError
+from .gguf_file import atomic_output, open_base_model, progress_bar
+
+__all__ = ["QuantizeOptions", "quantize", "QUANT_TYPES"]
+
+# User-facing type name → llama_cpp constant of the llama_ftype enum. "_M"/"_S" mixes keep some
+# tensors (attention V, FFN down, output) at a higher type, as llama.cpp's llama-quantize does.
+QUANT_TYPES = {
+    "Q8_0": "LLAMA_FTYPE_MOSTLY_Q8_0",
+    "Q6_K": "LLAMA_FTYPE_MOSTLY_Q6_K",
+    "Q5_K_M": "LLAMA_FTYPE_MOSTLY_Q5_K_M",
+    "Q5_K_S": "LLAMA_FTYPE_MOSTLY_Q5_K_S",
+    "Q5_0": "LLAMA_FTYPE_MOSTLY_Q5_0",
+    "Q5_1": "LLAMA_FTYPE_MOSTLY_Q5_1",
+    "Q4_K_M": "LLAMA_FTYPE_MOSTLY_Q4_K_M",
+    "Q4_K_S": "LLAMA_FTYPE_MOSTLY_Q4_K_S",
+    "Q4_0": "LLAMA_FTYPE_MOSTLY_Q4_0",
+    "Q4_1": "LLAMA_FTYPE_MOSTLY_Q4_1",
+    "Q3_K_L": "LLAMA_FTYPE_MOSTLY_Q3_K_L",
+    "Q3_K_M": "LLAMA_FTYPE_MOSTLY_Q3_K_M",
+    "Q3_K_S": "LLAMA_FTYPE_MOSTLY_Q3_K_S",
+    "Q2_K": "LLAMA_FTYPE_MOSTLY_Q2_K",
+    "F16": "LLAMA_FTYPE_MOSTLY_F16",
+    "BF16": "LLAMA_FTYPE_MOSTLY_BF16",
+}
+# How often the progress bar looks at the output file, seconds.
+_POLL_INTERVAL_S = 0.2
+_GGML_LOG_LEVEL_ERROR = 4
+
+
+@dataclass(frozen=True)
+class QuantizeOptions:
+    """One quantization: F32/F16/BF16 GGUF → quantized GGUF."""
+
+    in_path: Path  # source GGUF (usually the F16 output of merge-lora)
+    out_path: Path  # quantized GGUF, written through a temporary file and renamed at the end
+    type_name: str = "Q4_K_M"  # one of QUANT_TYPES (case-insensitive)
+    n_threads: int = 0  # quantizer threads; 0 = all cores (llama.cpp's default)
+    allow_requantize: bool = False  # accept an already quantized source (adds a second error)
+    progress: bool = True  # progress bar (bytes written) on stderr
+
+    def __post_init__(self) -> None:
+        if self.type_name.upper() not in QUANT_TYPES:
+            raise OptionsError(f"--type must be one of {', '.join(QUANT_TYPES)}, got {self.type_name!r}")
+        if self.n_threads < 0:
+            raise OptionsError(f"--threads must be 0 (all cores) or positive, got {self.n_threads}")
+        if Path(self.out_path).resolve() == Path(self.in_path).resolve():
+            raise OptionsError(f"the output must differ from the input ({self.out_path})")
+
+
+def _llama_cpp():
+    try:
+        import llama_cpp
+    except ImportError as e:  # pragma: no cover - a dependency of the package
+        raise ModelError("llama-cpp-python is not installed: pip install llama-cpp-python") from e
+    return llama_cpp
+
+
+class _ErrorLog:
+    """Collects llama.cpp's error-level log lines while installed as its log callback."""
+
+    def __init__(self, llama_cpp) -> None:
+        self.lines: list[str] = []
+
+        @llama_cpp.llama_log_callback
+        def collect(level, text, user_data):  # noqa: ARG001 - signature fixed by ggml
+            if level == _GGML_LOG_LEVEL_ERROR and text:
+                self.lines.append(text.decode("utf-8", "replace").strip())
+
+        # Kept on the instance: the C side holds only the pointer.
+        self.callback = collect
+
+    def last(self) -> str:
+        lines = [line for line in self.lines if line]
+        return lines[-1] if lines else "no message from llama.cpp"
+
+
+def quantize(options: QuantizeOptions) -> Path:
+    """Quantize `options.in_path` into `options.out_path`; ModelError on failure (nothing left behind)."""
+    source = open_base_model(options.in_path)  # checks magic and readability, refuses adapters
+    del source
+    llama_cpp = _llama_cpp()
+    llama_cpp.llama_backend_init()
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.nthread = options.n_threads
+    params.ftype = getattr(llama_cpp, QUANT_TYPES[options.type_name.upper()])
+    params.allow_requantize = options.allow_requantize
+    log = _ErrorLog(llama_cpp)
+    with atomic_output(options.out_path) as temporary:
+        llama_cpp.llama_log_set(log.callback, ctypes.c_void_p(0))
+        try:
+            code = _run_with_progress(llama_cpp, Path(options.in_path), temporary, params, options)
+        finally:
+            _silence(llama_cpp)
+        if code != 0 or not temporary.is_file():
+            raise ModelError(f"llama.cpp could not quantize {options.in_path} to {options.type_name}: {log.last()}")
+    return Path(options.out_path)
+
+
+def _run_with_progress(llama_cpp, in_path: Path, temporary: Path, params, options: QuantizeOptions) -> int:
+    """Run the quantizer in a thread (ctypes releases the GIL) and report the output's growth."""
+    result: list[int] = []
+
+    def work() -> None:
+        result.append(int(llama_cpp.llama_model_quantize(str(in_path).encode(), str(temporary).encode(), ctypes.byref(params))))
+
+    thread = threading.Thread(target=work, name="llama-quantize", daemon=True)
+    # Total unknown in advance (it depends on the type mix): the bar counts bytes written.
+    with progress_bar(None, f"quantize {options.type_name.upper()}", options.progress) as bar:
+        thread.start()
+        while thread.is_alive():
+            thread.join(_POLL_INTERVAL_S)
+            if temporary.exists():
+                bar.n = temporary.stat().st_size
+                bar.refresh()
+    return result[0] if result else -1
+
+
+_DISCARD: list = []
+
+
+def _silence(llama_cpp) -> None:
+    """Leave llama.cpp's log discarded, as the backend does: stderr is for our own diagnostics."""
+    if not _DISCARD:
+
+        @llama_cpp.llama_log_callback
+        def discard(level, text, user_data):  # noqa: ARG001 - signature fixed by ggml
+            return None
+
+        _DISCARD.append(discard)
+    llama_cpp.llama_log_set(_DISCARD[0], ctypes.c_void_p(0))
+
+
+def main(argv: list[str] | None = None) -> None:
+    from .cli import quantize_command, run_standalone
+
+    run_standalone(quantize_command, argv)
+
+
+if __name__ == "__main__":
+    main()
