@@ -232,8 +232,10 @@ class LlamaContext:
             raise ModelError(f"llama.cpp could not create a context of {options.n_ctx_tokens} tokens") from e
         if model._lora is not None:
             scales = (ctypes.c_float * 1)(model.options.lora_scale)
-            adapters = (llama_cpp.llama_adapter_lora_p * 1)(model._lora)
-            llama_cpp.llama_set_adapters_lora(self._context.ctx, adapters, 1, scales)
+            # The array holds the adapter pointers as returned by llama_adapter_lora_init.
+            adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(model._lora)
+            if llama_cpp.llama_set_adapters_lora(self._context.ctx, adapters, 1, scales) != 0:
+                raise ModelError(f"llama.cpp could not apply the LoRA adapter {model.options.lora_path}")
         self.n_ctx = options.n_ctx_tokens
         self.n_vocab = model.vocab.n_vocab
         self._n_batch = options.n_batch_tokens
