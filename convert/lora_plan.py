@@ -11,6 +11,7 @@ llama.cpp too (NEOX rope) and are written unpermuted.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import gguf
@@ -41,6 +42,7 @@ SUPPORTED_ARCHITECTURES: dict[str, ArchitectureRules] = {
 _LANGUAGE_MODEL_PREFIXES = (("model.language_model.", "model."), ("language_model.", ""))
 _Q_SUFFIX = ".attn_q.weight"
 _K_SUFFIX = ".attn_k.weight"
+_LAYER_INDEX = re.compile(r"\.layers\.(\d+)\.")
 
 
 @dataclass(frozen=True)
@@ -97,32 +99,44 @@ def plan_adapter(base: BaseModel, adapter: PeftAdapter) -> list[PlannedPair]:
     """
     rules = architecture_rules(base)
     arch = next(key for key, name in gguf.MODEL_ARCH_NAMES.items() if name == base.architecture)
-    name_map = gguf.get_tensor_name_map(arch, base.n_blocks)
-    planned = []
+    # Deep enough for the adapter's own layers, so that a layer the base lacks is named as such.
+    layers = [int(m[1]) for p in adapter.pairs if (m := _LAYER_INDEX.search(p.module))]
+    name_map = gguf.get_tensor_name_map(arch, max([base.n_blocks, *(i + 1 for i in layers)]))
+    planned, problems = [], []
     for pair in adapter.pairs:
-        module = _text_module_name(pair.module)
-        tensor_name = name_map.get_name(module + ".weight", try_suffixes=(".weight",))
-        if tensor_name is None:
-            raise ModelError(
-                f"adapter module {pair.module!r} has no counterpart in GGUF architecture {base.architecture!r}"
-            )
-        tensor = base.tensors.get(tensor_name)
-        if tensor is None:
-            hint = " (tied embeddings: the base has no separate output matrix)" if tensor_name == "output.weight" else ""
-            raise ModelError(
-                f"adapter module {pair.module!r} targets {tensor_name}, which {base.path.name} does not have{hint}"
-            )
-        base_shape = base.matrix_shape(tensor_name)
-        lora_shape = (pair.b.shape[0], pair.a.shape[1])
-        if base_shape != lora_shape:
-            raise ModelError(
-                f"adapter module {pair.module!r} is {lora_shape[0]}×{lora_shape[1]} but {tensor_name} in "
-                f"{base.path.name} is {base_shape[0]}×{base_shape[1]} (adapter trained on another base model?)"
-            )
-        n_rope_heads = 0
-        if rules.permute_qk_rows and tensor_name.endswith(_Q_SUFFIX):
-            n_rope_heads = base.n_heads
-        elif rules.permute_qk_rows and tensor_name.endswith(_K_SUFFIX):
-            n_rope_heads = base.n_kv_heads
-        planned.append(PlannedPair(pair, tensor_name, n_rope_heads))
+        try:
+            planned.append(_plan_pair(base, rules, name_map, pair))
+        except ModelError as e:
+            problems.append(str(e))
+    seen: dict[str, str] = {}
+    for item in planned:
+        if item.tensor_name in seen:
+            problems.append(f"adapter modules {seen[item.tensor_name]!r} and {item.pair.module!r} both target {item.tensor_name}")
+        seen[item.tensor_name] = item.pair.module
+    if problems:
+        more = f" (and {len(problems) - 1} more mismatched modules)" if len(problems) > 1 else ""
+        raise ModelError(problems[0] + more)
     return planned
+
+
+def _plan_pair(base: BaseModel, rules: ArchitectureRules, name_map: gguf.TensorNameMap, pair: LoraPair) -> PlannedPair:
+    module = _text_module_name(pair.module)
+    tensor_name = name_map.get_name(module + ".weight", try_suffixes=(".weight",))
+    if tensor_name is None:
+        raise ModelError(f"adapter module {pair.module!r} has no counterpart in GGUF architecture {base.architecture!r}")
+    if tensor_name not in base.tensors:
+        hint = " (tied embeddings: the base has no separate output matrix)" if tensor_name == "output.weight" else ""
+        raise ModelError(f"adapter module {pair.module!r} targets {tensor_name}, which {base.path.name} does not have{hint}")
+    base_shape = base.matrix_shape(tensor_name)
+    lora_shape = (pair.b.shape[0], pair.a.shape[1])
+    if base_shape != lora_shape:
+        raise ModelError(
+            f"adapter module {pair.module!r} is {lora_shape[0]}×{lora_shape[1]} but {tensor_name} in "
+            f"{base.path.name} is {'×'.join(map(str, base_shape))} (adapter trained on another base model?)"
+        )
+    n_rope_heads = 0
+    if rules.permute_qk_rows and tensor_name.endswith(_Q_SUFFIX):
+        n_rope_heads = base.n_heads
+    elif rules.permute_qk_rows and tensor_name.endswith(_K_SUFFIX):
+        n_rope_heads = base.n_kv_heads
+    return PlannedPair(pair, tensor_name, n_rope_heads)
