@@ -47,15 +47,25 @@ def convert_group() -> None:
 @click.option("--adapter", "adapter_path", type=_EXISTING_DIR, required=True, help="PEFT adapter folder.")
 @click.option("--out", "out_path", type=_OUTPUT_FILE, required=True, help="Merged GGUF to write.")
 @click.option("--lora-scale", type=float, default=1.0, show_default=True, help="Multiplier of the adapter's delta.")
+@click.option("--verify", is_flag=True, help="Check the merge against base + runtime adapter in llama.cpp before writing.")
 @click.option("--progress/--no-progress", default=True, help="Progress bar on stderr.")
-def merge_lora_command(base_path: Path, adapter_path: Path, out_path: Path, lora_scale: float, progress: bool) -> None:
+def merge_lora_command(
+    base_path: Path, adapter_path: Path, out_path: Path, lora_scale: float, verify: bool, progress: bool
+) -> None:
     """Merge a PEFT LoRA adapter into a base GGUF: W' = W + scale·B·A."""
     from .merge_lora import MergeOptions, merge_lora
 
-    options = MergeOptions(base_path, adapter_path, out_path, lora_scale=lora_scale, progress=progress)
+    options = MergeOptions(base_path, adapter_path, out_path, lora_scale=lora_scale, progress=progress, verify=verify)
     with _one_line_warnings():
         result = merge_lora(options)
     click.echo(f"merged {result.n_merged_tensors} tensors", err=True)
+    if result.verification is not None:
+        v = result.verification
+        click.echo(
+            f"verified on {v.n_tokens} tokens: normalized RMS of logits vs runtime adapter {v.normalized_rms:.2e} "
+            f"(max |Δ| {v.max_abs_diff:.2e}; the adapter itself moves them by {v.adapter_effect:.2e})",
+            err=True,
+        )
     click.echo(str(result.out_path))
 
 

@@ -2,7 +2,8 @@
 
 Pipeline: open the base and the adapter → match every LoRA pair to a base tensor of the right
 shape (refusing the adapter otherwise, before anything is written) → copy the metadata and add
-provenance keys → stream the tensors into a temporary file, merging the adapted ones → rename.
+provenance keys → stream the tensors into a temporary file, merging the adapted ones → optionally
+check the result against base + runtime adapter in llama.cpp (verify.py) → rename.
 
 F32, F16 and BF16 base tensors are merged in float32 and stored back in their own type. A
 quantized base cannot hold an exact merge: its quantized tensors are dequantized (gguf-py) and the
@@ -16,6 +17,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import gguf
 import numpy as np
@@ -24,6 +26,9 @@ from ..errors import OptionsError
 from .gguf_file import BaseModel, add_tensor_info, atomic_output, copy_metadata, open_base_model, progress_bar
 from .lora_plan import PlannedPair, plan_adapter
 from .peft_adapter import PeftAdapter, load_peft_adapter
+
+if TYPE_CHECKING:
+    from .verify import VerifyResult
 
 __all__ = ["MergeOptions", "MergeResult", "merge_lora", "ConversionWarning", "PROVENANCE_PREFIX"]
 
@@ -46,6 +51,9 @@ class MergeOptions:
     out_path: Path  # merged GGUF, written through a temporary file and renamed at the end
     lora_scale: float = 1.0  # extra multiplier of every adapter's delta (1.0 = as trained)
     progress: bool = True  # tqdm progress bar on stderr
+    # Before the rename, compare the merged model's logits with base + adapter applied at run time
+    # by llama.cpp (convert/verify.py); a failed check leaves no output.
+    verify: bool = False
 
     def __post_init__(self) -> None:
         if not np.isfinite(self.lora_scale):
@@ -61,6 +69,7 @@ class MergeResult:
     out_path: Path
     n_merged_tensors: int  # base tensors that received a LoRA delta
     dequantized: bool  # the base was quantized and the output is F16
+    verification: "VerifyResult | None" = None  # the parity check, when MergeOptions.verify
 
 
 def merge_lora(options: MergeOptions) -> MergeResult:
@@ -87,7 +96,14 @@ def merge_lora(options: MergeOptions) -> MergeResult:
             _write(writer, base, adapter, planned, options, dequantize=bool(quantized))
         finally:
             writer.close()
-    return MergeResult(Path(options.out_path), len(planned), bool(quantized))
+        verification = _verify(options, temporary) if options.verify else None
+    return MergeResult(Path(options.out_path), len(planned), bool(quantized), verification)
+
+
+def _verify(options: MergeOptions, merged: Path) -> "VerifyResult":
+    from .verify import VerifyOptions, verify_merge
+
+    return verify_merge(VerifyOptions(options.base_path, options.adapter_path, merged, lora_scale=options.lora_scale))
 
 
 def _is_quantized(qtype: gguf.GGMLQuantizationType) -> bool:

@@ -157,3 +157,40 @@ def test_metadata_is_copied_and_provenance_recorded(tmp_path: Path) -> None:
     assert value("adapter_sha256") == hashlib.sha256(adapter_bytes).hexdigest()
     assert value("scale") == pytest.approx(16.0 / 8)
     assert value("n_merged_tensors") == 2 * 7
+
+
+def test_multimodal_wrapper_prefixes_map_to_the_text_model(tmp_path: Path) -> None:
+    """Gemma3ForConditionalGeneration adapters name modules model.language_model.layers… (or
+    language_model.model.layers… in older transformers); the GGUF holds the text model."""
+    from safetensors.numpy import load_file, save_file
+
+    _setup("gemma3", tmp_path)
+    plain = _merge(tmp_path / "base.gguf", tmp_path / "lora", tmp_path / "plain.gguf")
+    tensors = load_file(str(tmp_path / "lora" / "adapter_model.safetensors"))
+    for prefix in ("model.language_model.", "language_model.model."):
+        folder = tmp_path / prefix.replace(".", "_")
+        folder.mkdir()
+        (folder / "adapter_config.json").write_text((tmp_path / "lora" / "adapter_config.json").read_text())
+        renamed = {k.replace("base_model.model.model.", "base_model.model." + prefix): v for k, v in tensors.items()}
+        save_file(renamed, str(folder / "adapter_model.safetensors"))
+        wrapped = _merge(tmp_path / "base.gguf", folder, tmp_path / f"{folder.name}.gguf")
+        for t1, t2 in zip(gguf.GGUFReader(plain).tensors, gguf.GGUFReader(wrapped).tensors):
+            assert np.array_equal(t1.data, t2.data)
+
+
+def test_verify_passes_a_good_merge_and_catches_a_wrong_one(tmp_path: Path) -> None:
+    from lsg_edge.convert.verify import VerifyOptions, verify_merge
+    from lsg_edge.errors import ModelError
+
+    _setup("llama", tmp_path, dtype=gguf.GGMLQuantizationType.F16)
+    base, lora = tmp_path / "base.gguf", tmp_path / "lora"
+    result = merge_lora(MergeOptions(base, lora, tmp_path / "merged.gguf", progress=False, verify=True))
+    check = result.verification
+    assert check is not None and check.n_tokens > 10
+    # F16 rounding of the merged weights only: tiny next to what the adapter does.
+    assert check.normalized_rms < 0.005 and check.adapter_effect > 0.5
+
+    half = _merge(base, lora, tmp_path / "half.gguf", lora_scale=0.5)
+    with pytest.raises(ModelError, match="disagrees with base \\+ runtime adapter"):
+        verify_merge(VerifyOptions(base, lora, half))
+    assert verify_merge(VerifyOptions(base, lora, half, lora_scale=0.5)).normalized_rms < 0.005
