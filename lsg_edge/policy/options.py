@@ -9,7 +9,7 @@ from .decision import KL_DIRECTIONS
 
 __all__ = ["PolicyOptions", "POLICY_NAMES"]
 
-POLICY_NAMES = ("lsg", "wait-k", "offline")
+POLICY_NAMES = ("lsg", "wait-k", "offline", "local-agreement")
 
 
 @dataclass(frozen=True)

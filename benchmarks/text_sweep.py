@@ -1,0 +1,56 @@
+"""The issue-3 text benchmark: quality–latency of offline, wait-k, LocalAgreement and LSG.
+
+Runs on the first N sentences of WMT15 newstest2015 De→En (/work/shared/data/wmt15-deen-dev) with
+the embedded default model, sentence-major (every setting on the same sentences at any time), and
+rewrites benchmarks/results/text_sweep/ after every chunk:
+
+    nohup python benchmarks/text_sweep.py --limit 200 > /tmp/text_sweep.out 2>&1 &
+
+The same run through the CLI:
+
+    lsg-edge eval --source de.txt --reference en.txt --limit 200 --output DIR --with-offline \
+        --sweep "wait-k:k=1,3,5,7" --sweep local-agreement \
+        --sweep "lsg:L/U=1/4,3/4,5/6,7/6;delta=9.0;alpha=0.6"
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from lsg_edge import TranslationEngine
+from lsg_edge.evaluation.runner import TextEvalOptions, evaluate_text
+from lsg_edge.evaluation.sweep import Setting, parse_sweep
+from lsg_edge.evaluation.text_run import read_parallel
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "wmt15-deen-dev"
+GRID = (
+    "offline",
+    "wait-k:k=1,3,5,7",
+    "local-agreement",
+    "lsg:L/U=1/4,3/4,5/6,7/6;delta=9.0;alpha=0.6",
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=DATA, help="folder with de.txt and en.txt")
+    parser.add_argument("--limit", type=int, default=200, help="first N sentences")
+    parser.add_argument("--chunk", type=int, default=10, help="sentences per setting per round")
+    parser.add_argument("--threads", type=int, default=0, help="llama.cpp threads (0: default)")
+    parser.add_argument("--output", type=Path, default=Path(__file__).parent / "results" / "text_sweep")
+    args = parser.parse_args()
+
+    pairs = read_parallel(args.data / "de.txt", args.data / "en.txt", limit=args.limit)
+    settings: list[Setting] = [s for spec in GRID for s in parse_sweep(spec)]
+    engine = TranslationEngine.load(**({"n_threads": args.threads} if args.threads else {}))
+    base = engine.policy_options("de", "en")
+    rows = evaluate_text(engine, pairs, settings, base, args.output,
+                         TextEvalOptions(with_offline=True, chunk_size=args.chunk))
+    from lsg_edge.evaluation.report import format_table
+
+    print(format_table(rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,157 @@
+"""Run a text translation policy over a parallel corpus and record SimulEval instances.
+
+Source words are pushed as fast as the session takes them (SimulEval's non real-time simulation),
+so each commit's `elapsed_ms` is the computation spent on the sentence so far.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from ..errors import InputError
+from ..policy.options import PolicyOptions
+from ..text.session import Commit
+from ..text.source import join_words, split_words
+from .instance import Instance
+
+__all__ = ["Pair", "TextRun", "read_parallel", "instance_from_commits", "run_text"]
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One source sentence and its reference translation."""
+
+    source: str
+    reference: str
+
+
+@dataclass(frozen=True)
+class TextRun:
+    """What one policy setting produced on a corpus, and what it cost."""
+
+    policy: PolicyOptions
+    instances: tuple[Instance, ...]
+    wall_s: float  # wall time over all sentences, s
+    llama_tokens: int  # tokens evaluated by llama_decode, both contexts
+    llama_decode_calls: int  # llama_decode calls, both contexts
+
+    @property
+    def seconds_per_sentence(self) -> float:
+        return self.wall_s / max(len(self.instances), 1)
+
+
+def _read_lines(path: Path, flag: str) -> list[str]:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return [line.rstrip("\r\n") for line in f]
+    except OSError as e:
+        raise InputError(f"{flag} {path}: cannot read: {e.strerror}") from e
+
+
+def read_parallel(source_path: Path, reference_path: Path, limit: int | None = None) -> list[Pair]:
+    """Aligned (source, reference) lines, the first `limit` of them; InputError if the files are
+    empty, of different lengths, or have an empty source line."""
+    sources = _read_lines(Path(source_path), "--source")
+    references = _read_lines(Path(reference_path), "--reference")
+    if not sources:
+        raise InputError(f"--source {source_path} is empty")
+    if len(sources) != len(references):
+        raise InputError(
+            f"--source {source_path} has {len(sources)} lines but --reference {reference_path} "
+            f"has {len(references)}: the files must be aligned, one sentence per line"
+        )
+    if limit is not None:
+        if limit < 1:
+            raise InputError(f"--limit must be at least 1, got {limit}")
+        sources, references = sources[:limit], references[:limit]
+    for line_no, source in enumerate(sources, 1):
+        if not split_words(source):
+            raise InputError(f"--source {source_path}:{line_no} is empty: every line must hold a sentence")
+    return [Pair(s.strip(), r.strip()) for s, r in zip(sources, references)]
+
+
+def instance_from_commits(
+    index: int, source_words: Sequence[str], reference: str, commits: Iterable[Commit]
+) -> Instance:
+    """The instance of one source line from the commits it produced.
+
+    Each output word gets the delay and elapsed time of the commit that *completed* it (a word
+    split over two commits is written when its second part is). If the session cut the line into
+    several sentences (bounded windows), later parts' positions are offset by the earlier parts'.
+    """
+    words: list[str] = []
+    delays: list[float] = []
+    elapsed: list[float] = []
+    offset_words, offset_ms = 0, 0.0
+    open_word = False  # the last word may be continued by the next commit (no separator)
+    for c in commits:
+        delay, time_ms = offset_words + c.source_words_read, offset_ms + c.elapsed_ms
+        pieces = c.text.split()
+        if pieces and open_word and c.separator == "" and not c.text[:1].isspace():
+            words[-1] += pieces.pop(0)
+            delays[-1], elapsed[-1] = delay, time_ms
+        words += pieces
+        delays += [delay] * len(pieces)
+        elapsed += [time_ms] * len(pieces)
+        if c.text:
+            open_word = bool(words) and not c.text[-1:].isspace()
+        if c.sentence_end:
+            offset_words, offset_ms, open_word = delay, time_ms, False
+    return Instance(
+        index=index,
+        prediction=" ".join(words),
+        reference=reference,
+        source_length=len(source_words),
+        delays=tuple(float(d) for d in delays),
+        elapsed=tuple(elapsed),
+        unit="word",
+        source=join_words(list(source_words)),
+    )
+
+
+def run_text(
+    engine,
+    pairs: Sequence[Pair],
+    policy: PolicyOptions,
+    src: str,
+    tgt: str,
+    prompt_style: str | None = None,
+    progress: bool = True,
+    label: str | None = None,
+    first_index: int = 0,
+) -> TextRun:
+    """Translate every pair's source simultaneously with `policy` on `engine` (a TranslationEngine).
+
+    Instances are numbered from `first_index` (a chunk of a larger corpus keeps its positions).
+    """
+    from tqdm import tqdm
+
+    session = engine.create_session(src, tgt, policy=policy, prompt_style=prompt_style)
+    before = engine.counters
+    instances = []
+    wall_s = 0.0
+    bar = tqdm(pairs, desc=label or policy.name, unit="sent", file=sys.stderr, disable=not progress, leave=False)
+    for index, pair in enumerate(bar):
+        words = split_words(pair.source)
+        started = time.perf_counter()
+        commits: list[Commit] = []
+        for word in words:
+            commits += session.push(word)
+        commits += session.finish()
+        wall_s += time.perf_counter() - started
+        instances.append(instance_from_commits(first_index + index, words, pair.reference, commits))
+    bar.close()
+    after = engine.counters
+    return TextRun(
+        policy=policy,
+        instances=tuple(instances),
+        wall_s=wall_s,
+        llama_tokens=(after["full_tokens"] - before["full_tokens"])
+        + (after["baseline_tokens"] - before["baseline_tokens"]),
+        llama_decode_calls=(after["full_decode_calls"] - before["full_decode_calls"])
+        + (after["baseline_decode_calls"] - before["baseline_decode_calls"]),
+    )
