@@ -14,7 +14,8 @@ import numpy as np
 from ..backends.base import greedy_draft
 from ..errors import OptionsError
 from .context import WhisperDecoderContext
-from .features import FRAME_MS, N_FRAMES_30S, LogMel
+from .features import FRAME_MS, N_FRAMES_30S, SAMPLE_RATE_HZ, LogMel
+from .loops import token_budget, trim_repetition
 from .models import resolve_model
 from .onnx_runtime import EncodedAudio, RuntimeOptions, WhisperRuntime
 from .vocab import TokenFilter, WhisperVocabulary
@@ -83,5 +84,6 @@ class SpeechEngine:
         prompt = self.prompt(language, task)
         context = self.new_context(prompt)
         context.set_audio(self.encode(audio))
-        draft = greedy_draft(context, prompt, self.n_text_ctx // 2 - len(prompt), self.vocab.is_end_of_generation)
-        return self.vocab.text(draft.tokens).strip()
+        budget = min(self.n_text_ctx // 2 - len(prompt), token_budget(audio.size, SAMPLE_RATE_HZ))
+        draft = greedy_draft(context, prompt, budget, self.vocab.is_end_of_generation)
+        return self.vocab.text(trim_repetition(draft.tokens)).strip()

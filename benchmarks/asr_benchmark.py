@@ -1,0 +1,138 @@
+"""Streaming ASR benchmark on librispeech-dev: offline vs LocalAgreement-2 vs LSG, same model.
+
+    python benchmarks/asr_benchmark.py                       # all 50 utterances, whisper base
+    python benchmarks/asr_benchmark.py --n 10 --policies lsg --reference
+
+Prints, per system: WER (%), AL (ms, non computation-aware), AL_CA (ms: each commit's audio time
+plus the computation spent so far, as SimulEval's computation-aware AL), and RTF (computation time
+÷ audio duration). Audio is fed in 100 ms blocks as fast as the machine goes (no pacing), so
+computation is measured, not waited for. `--reference` adds faster-whisper greedy (float32,
+CTranslate2) over the same weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import time
+from pathlib import Path
+
+import numpy as np
+
+from lsg_edge.speech.audio_io import file_blocks, read_audio
+from lsg_edge.speech.engine import EncoderOptions, SpeechEngine
+from lsg_edge.speech.metrics import average_lagging_ms, word_error_rate
+from lsg_edge.speech.policies import SpeechPolicyOptions
+from lsg_edge.speech.session import AsrSession, SessionOptions
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "librispeech-dev"
+
+
+def load_utterances(n: int) -> list[tuple[np.ndarray, str]]:
+    with open(DATA / "transcripts.tsv", newline="") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))[:n]
+    return [(read_audio(DATA / row["audio_path"]), row["transcript"]) for row in rows]
+
+
+def run_streaming(engine: SpeechEngine, policy: SpeechPolicyOptions, utterances) -> dict:
+    session = AsrSession(engine, SessionOptions(language="en", policy=policy))
+    hypotheses, al, al_ca, compute_s, audio_s = [], [], [], 0.0, 0.0
+    for audio, reference in utterances:
+        session.reset()
+        words, delays, delays_ca = [], [], []
+        spent = 0.0
+        for block in [*file_blocks(audio), None]:
+            start = time.perf_counter()
+            commits = session.push(block) if block is not None else session.finish()
+            spent += time.perf_counter() - start
+            for commit in commits:
+                words += commit.text.split()
+                delays += [commit.audio_ms] * commit.n_words
+                delays_ca += [commit.audio_ms + 1000 * spent] * commit.n_words
+        source_ms = 1000 * audio.size / 16_000
+        n_ref = len(reference.split())
+        al.append(average_lagging_ms(delays, source_ms, n_ref))
+        al_ca.append(average_lagging_ms(delays_ca, source_ms, n_ref))
+        hypotheses.append(" ".join(words))
+        compute_s += spent
+        audio_s += audio.size / 16_000
+    references = [r for _, r in utterances]
+    return {"wer": word_error_rate(references, hypotheses), "al": float(np.mean(al)),
+            "al_ca": float(np.mean(al_ca)), "rtf": compute_s / audio_s}
+
+
+def run_offline(engine: SpeechEngine, utterances) -> dict:
+    start, hypotheses = time.perf_counter(), []
+    for audio, _ in utterances:
+        hypotheses.append(engine.transcribe(audio, language="en"))
+    spent = time.perf_counter() - start
+    audio_s = sum(a.size for a, _ in utterances) / 16_000
+    return {"wer": word_error_rate([r for _, r in utterances], hypotheses), "al": float("nan"),
+            "al_ca": float("nan"), "rtf": spent / audio_s}
+
+
+def run_faster_whisper(model_name: str, utterances, threads: int) -> dict:
+    from faster_whisper import WhisperModel
+
+    from lsg_edge.speech.models import assemble_ct2
+
+    model = WhisperModel(str(assemble_ct2(model_name)), device="cpu", compute_type="float32", cpu_threads=threads)
+    start, hypotheses = time.perf_counter(), []
+    for audio, _ in utterances:
+        segments, _ = model.transcribe(audio, language="en", beam_size=1, temperature=0.0, without_timestamps=True,
+                                       condition_on_previous_text=False)
+        hypotheses.append(" ".join(s.text for s in segments))
+    spent = time.perf_counter() - start
+    audio_s = sum(a.size for a, _ in utterances) / 16_000
+    return {"wer": word_error_rate([r for _, r in utterances], hypotheses), "al": float("nan"),
+            "al_ca": float("nan"), "rtf": spent / audio_s}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=50, help="utterances (default: all 50)")
+    parser.add_argument("--model", default="base")
+    parser.add_argument("--policies", default="offline,local-agreement,lsg",
+                        help="comma-separated: offline, offline-30s, local-agreement, lsg")
+    parser.add_argument("--reference", action="store_true", help="add faster-whisper greedy float32")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--encoder-window", default="tight", choices=["tight", "30s"])
+    parser.add_argument("--encoder-pad-ms", type=int, default=1000)
+    parser.add_argument("--segment-ms", type=int, default=640)
+    parser.add_argument("--delta", type=float, default=7.0)
+    parser.add_argument("--alpha", type=float, default=0.5)
+    parser.add_argument("--low-bound", type=int, default=1)
+    parser.add_argument("--top-bound", type=int, default=4)
+    parser.add_argument("--words-per-segment", type=int, default=2)
+    args = parser.parse_args()
+
+    from lsg_edge.speech.onnx_runtime import RuntimeOptions
+
+    utterances = load_utterances(args.n)
+    duration_s = sum(a.size for a, _ in utterances) / 16_000
+    print(f"# {len(utterances)} utterances, {duration_s:.0f} s of audio, model {args.model}, "
+          f"encoder window {args.encoder_window} (+{args.encoder_pad_ms} ms), {args.threads} threads")
+    runtime = RuntimeOptions(n_threads=args.threads)
+    engine = SpeechEngine.load(args.model, runtime, EncoderOptions(args.encoder_window, args.encoder_pad_ms))
+    print(f"{'system':<28}{'WER %':>8}{'AL ms':>9}{'AL_CA ms':>10}{'RTF':>7}", flush=True)
+
+    def show(name: str, r: dict) -> None:
+        print(f"{name:<28}{r['wer']:>8.2f}{r['al']:>9.0f}{r['al_ca']:>10.0f}{r['rtf']:>7.3f}", flush=True)
+
+    if args.reference:
+        show("faster-whisper greedy fp32", run_faster_whisper(args.model, utterances, args.threads))
+    for name in args.policies.split(","):
+        if name == "offline-30s":
+            engine_30s = SpeechEngine.load(args.model, runtime, EncoderOptions("30s"))
+            show("offline ONNX (30 s window)", run_offline(engine_30s, utterances))
+            continue
+        policy = SpeechPolicyOptions(name=name, segment_ms=args.segment_ms, delta=args.delta, alpha=args.alpha,
+                                     low_bound=args.low_bound, top_bound=args.top_bound,
+                                     words_per_segment=args.words_per_segment)
+        label = {"offline": "offline (VAD windows)", "local-agreement": "LocalAgreement-2",
+                 "lsg": f"LSG d={args.delta} a={args.alpha} L{args.low_bound}U{args.top_bound}"}[name]
+        show(label, run_streaming(engine, policy, utterances))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""Audio in: files of any rate and channel count, and live capture from a microphone.
+
+Everything leaves here as float32 mono at 16 kHz, in blocks, so the session does not know whether
+it is fed from a file or a device.
+"""
+
+from __future__ import annotations
+
+import queue
+import time
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from ..errors import DeviceError, InputError
+from .features import SAMPLE_RATE_HZ
+
+__all__ = ["read_audio", "file_blocks", "MicrophoneStream", "to_mono_16k"]
+
+BLOCK_MS = 100  # size of the blocks handed to the session, ms
+
+
+def to_mono_16k(samples: np.ndarray, rate_hz: int) -> np.ndarray:
+    """Downmix [n] or [n, channels] samples to mono and resample to 16 kHz, float32."""
+    samples = np.asarray(samples, dtype=np.float32)
+    if samples.ndim == 2:
+        samples = samples.mean(axis=1)
+    if rate_hz != SAMPLE_RATE_HZ and samples.size:
+        import soxr
+
+        samples = soxr.resample(samples, rate_hz, SAMPLE_RATE_HZ, quality="HQ").astype(np.float32)
+    return samples
+
+
+def read_audio(path: Path) -> np.ndarray:
+    """A whole audio file (WAV, FLAC, OGG… whatever libsndfile reads) as float32 mono 16 kHz."""
+    import soundfile
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"audio file not found: {path}")
+    try:
+        samples, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    except (soundfile.LibsndfileError, RuntimeError, OSError) as e:
+        raise InputError(f"cannot read audio file {path}: {e}") from e
+    return to_mono_16k(samples, rate)
+
+
+def file_blocks(audio: np.ndarray, realtime: bool = False) -> Iterator[np.ndarray]:
+    """`audio` in BLOCK_MS blocks; with `realtime`, paced at the speed of speech."""
+    block = SAMPLE_RATE_HZ * BLOCK_MS // 1000
+    start = time.monotonic()
+    for k, offset in enumerate(range(0, audio.size, block)):
+        if realtime:
+            delay = start + k * BLOCK_MS / 1000 - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        yield audio[offset : offset + block]
+
+
+def _sounddevice():
+    try:
+        import sounddevice
+    except OSError as e:  # the module imports, then fails to find the shared library
+        raise DeviceError("the PortAudio library is missing: install it (Debian/Ubuntu: apt install libportaudio2)") from e
+    except ImportError as e:
+        raise DeviceError("microphone input needs sounddevice: pip install sounddevice") from e
+    return sounddevice
+
+
+class MicrophoneStream:
+    """Live capture from the default (or a named) input device, yielding 16 kHz mono blocks.
+
+    Captures at the device's native rate and resamples here: many devices refuse 16 kHz.
+    """
+
+    def __init__(self, device: str | int | None = None) -> None:
+        sd = _sounddevice()
+        try:
+            info = sd.query_devices(device, kind="input")
+        except (ValueError, sd.PortAudioError) as e:
+            raise DeviceError(f"no audio input device{'' if device is None else f' {device!r}'}: {e}") from e
+        self._rate = int(info["default_samplerate"])
+        self._blocks: queue.Queue[np.ndarray] = queue.Queue()
+        try:
+            self._stream = sd.InputStream(
+                device=device, channels=1, samplerate=self._rate, dtype="float32",
+                blocksize=self._rate * BLOCK_MS // 1000, callback=self._callback,
+            )
+        except sd.PortAudioError as e:
+            raise DeviceError(f"cannot open the audio input device: {e}") from e
+        self._resampler = None
+        if self._rate != SAMPLE_RATE_HZ:
+            import soxr
+
+            # A streaming resampler keeps filter state across blocks (no clicks at block edges).
+            self._resampler = soxr.ResampleStream(self._rate, SAMPLE_RATE_HZ, 1, dtype="float32")
+
+    def _callback(self, data: np.ndarray, frames: int, time_info, status) -> None:  # noqa: ARG002
+        self._blocks.put(data[:, 0].copy())
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        with self._stream:
+            while True:
+                block = self._blocks.get()
+                if self._resampler is not None:
+                    block = self._resampler.resample_chunk(block)
+                yield block
