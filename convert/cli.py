@@ -47,7 +47,7 @@ def convert_group() -> None:
 @click.option("--adapter", "adapter_path", type=_EXISTING_DIR, required=True, help="PEFT adapter folder.")
 @click.option("--out", "out_path", type=_OUTPUT_FILE, required=True, help="Merged GGUF to write.")
 @click.option("--lora-scale", type=float, default=1.0, show_default=True, help="Multiplier of the adapter's delta.")
-@click.option("--verify", is_flag=True, help="Check the merge against base + runtime adapter in llama.cpp before writing.")
+@click.option("--verify", is_flag=True, help="Before writing, check the merge against base + runtime adapter.")
 @click.option("--progress/--no-progress", default=True, help="Progress bar on stderr.")
 def merge_lora_command(
     base_path: Path, adapter_path: Path, out_path: Path, lora_scale: float, verify: bool, progress: bool
@@ -88,7 +88,8 @@ def lora_to_gguf_command(base_path: Path, adapter_path: Path, out_path: Path, ou
 @click.argument("in_path", type=_EXISTING_FILE)
 @click.argument("out_path", type=_OUTPUT_FILE)
 @click.option("--type", "type_name", default="Q4_K_M", show_default=True,
-              help="Q8_0, Q6_K, Q5_K_M, Q5_K_S, Q5_0, Q5_1, Q4_K_M, Q4_K_S, Q4_0, Q4_1, Q3_K_L, Q3_K_M, Q3_K_S, Q2_K, F16, BF16.")
+              help="Q8_0, Q6_K, Q5_K_M, Q5_K_S, Q5_0, Q5_1, Q4_K_M, Q4_K_S, Q4_0, Q4_1, Q3_K_L, Q3_K_M, "
+              "Q3_K_S, Q2_K, F16, BF16.")
 @click.option("--threads", "n_threads", type=int, default=0, show_default=True, help="Threads; 0 = all cores.")
 @click.option("--allow-requantize", is_flag=True, help="Accept an already quantized input (adds error).")
 @click.option("--progress/--no-progress", default=True, help="Progress bar on stderr.")

@@ -111,7 +111,8 @@ def plan_adapter(base: BaseModel, adapter: PeftAdapter) -> list[PlannedPair]:
     seen: dict[str, str] = {}
     for item in planned:
         if item.tensor_name in seen:
-            problems.append(f"adapter modules {seen[item.tensor_name]!r} and {item.pair.module!r} both target {item.tensor_name}")
+            first = seen[item.tensor_name]
+            problems.append(f"adapter modules {first!r} and {item.pair.module!r} both target {item.tensor_name}")
         seen[item.tensor_name] = item.pair.module
     if problems:
         more = f" (and {len(problems) - 1} more mismatched modules)" if len(problems) > 1 else ""
@@ -123,10 +124,14 @@ def _plan_pair(base: BaseModel, rules: ArchitectureRules, name_map: gguf.TensorN
     module = _text_module_name(pair.module)
     tensor_name = name_map.get_name(module + ".weight", try_suffixes=(".weight",))
     if tensor_name is None:
-        raise ModelError(f"adapter module {pair.module!r} has no counterpart in GGUF architecture {base.architecture!r}")
+        raise ModelError(
+            f"adapter module {pair.module!r} has no counterpart in GGUF architecture {base.architecture!r}"
+        )
     if tensor_name not in base.tensors:
         hint = " (tied embeddings: the base has no separate output matrix)" if tensor_name == "output.weight" else ""
-        raise ModelError(f"adapter module {pair.module!r} targets {tensor_name}, which {base.path.name} does not have{hint}")
+        raise ModelError(
+            f"adapter module {pair.module!r} targets {tensor_name}, which {base.path.name} does not have{hint}"
+        )
     base_shape = base.matrix_shape(tensor_name)
     lora_shape = (pair.b.shape[0], pair.a.shape[1])
     if base_shape != lora_shape:

@@ -130,8 +130,8 @@ def _write(
         writer.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
     _add_provenance(writer, base, adapter, options, len(planned))
 
-    # Pass 1 declares every tensor (the header needs all sizes up front); pass 2 computes each
-    # merged tensor again, one at a time, so that only one is in memory.
+    # Pass 1 declares every tensor from its shape alone (the header needs all sizes up front);
+    # pass 2 computes the merged tensors one at a time, so that only one is in memory.
     for tensor in base.tensors.values():
         data, qtype = _output_tensor(base, tensor, planned, options.lora_scale, dequantize, declare_only=True)
         add_tensor_info(writer, tensor.name, data, qtype)
@@ -146,7 +146,14 @@ def _write(
             bar.update(tensor.n_bytes)
 
 
-def _output_tensor(base, tensor, planned, lora_scale, dequantize, declare_only):
+def _output_tensor(
+    base: BaseModel,
+    tensor: gguf.ReaderTensor,
+    planned: dict[str, PlannedPair],
+    lora_scale: float,
+    dequantize: bool,
+    declare_only: bool,
+) -> tuple[np.ndarray, gguf.GGMLQuantizationType]:
     """The bytes to write for one base tensor and their GGML type.
 
     With `declare_only`, a merged tensor is returned as an empty array of the right shape and

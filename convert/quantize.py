@@ -117,7 +117,8 @@ def _run_with_progress(llama_cpp, in_path: Path, temporary: Path, params, option
     result: list[int] = []
 
     def work() -> None:
-        result.append(int(llama_cpp.llama_model_quantize(str(in_path).encode(), str(temporary).encode(), ctypes.byref(params))))
+        code = llama_cpp.llama_model_quantize(str(in_path).encode(), str(temporary).encode(), ctypes.byref(params))
+        result.append(int(code))
 
     thread = threading.Thread(target=work, name="llama-quantize", daemon=True)
     # Total unknown in advance (it depends on the type mix): the bar counts bytes written.

@@ -61,7 +61,8 @@ def _normalized_rms(got: np.ndarray, want: np.ndarray) -> float:
 @pytest.mark.parametrize("type_name", list(EXPECTED))
 def test_quantized_logits_stay_close_to_f16(type_name: str, merged_f16: Path, tmp_path: Path) -> None:
     bound, q_type, file_type = EXPECTED[type_name]
-    out = quantize(QuantizeOptions(merged_f16, tmp_path / f"q-{type_name}.gguf", type_name, n_threads=2, progress=False))
+    options = QuantizeOptions(merged_f16, tmp_path / f"q-{type_name}.gguf", type_name, n_threads=2, progress=False)
+    out = quantize(options)
     reader = gguf.GGUFReader(out)
     assert reader.get_field("general.file_type").contents() == file_type
     assert next(t for t in reader.tensors if t.name == "blk.0.attn_q.weight").tensor_type == q_type

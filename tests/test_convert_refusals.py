@@ -58,12 +58,14 @@ def _assert_refused(base: Path, adapter: Path, match: str) -> None:
 
 def test_adapter_for_a_wider_model_is_refused(base: Path, tmp_path: Path) -> None:
     write_peft_adapter(replace(tiny_spec("qwen2"), d_model=96), AdapterSpec(), tmp_path / "lora")
-    _assert_refused(base, tmp_path / "lora", r"is \d+×\d+ but blk\.0\.\w+\.weight in base\.gguf is \d+×\d+ .* \(and 13 more mismatched modules\)")
+    message = r"is \d+×\d+ but blk\.0\.\w+\.weight in base\.gguf is \d+×\d+ .* \(and 13 more mismatched modules\)"
+    _assert_refused(base, tmp_path / "lora", message)
 
 
 def test_adapter_for_a_deeper_model_is_refused(base: Path, tmp_path: Path) -> None:
     write_peft_adapter(replace(tiny_spec("qwen2"), n_layers=3), AdapterSpec(), tmp_path / "lora")
-    _assert_refused(base, tmp_path / "lora", r"targets blk\.2\.\w+\.weight, which base\.gguf does not have \(and 6 more")
+    message = r"targets blk\.2\.\w+\.weight, which base\.gguf does not have \(and 6 more"
+    _assert_refused(base, tmp_path / "lora", message)
 
 
 def test_unknown_module_is_refused(base: Path, tmp_path: Path) -> None:
@@ -181,7 +183,7 @@ def test_cli_pipeline_merge_quantize_and_runtime_adapter(tmp_path: Path) -> None
     runner = CliRunner()
     merged, q4, adapter = tmp_path / "merged-f32.gguf", tmp_path / "merged-q4_k_m.gguf", tmp_path / "lora.gguf"
     commands = [
-        ["merge-lora", "--base", base, "--adapter", tmp_path / "my_lora", "--out", merged, "--no-progress"],
+        ["merge-lora", "--base", base, "--adapter", tmp_path / "my_lora", "--out", merged, "--verify", "--no-progress"],
         ["quantize", merged, q4, "--type", "Q4_K_M", "--threads", "2", "--no-progress"],
         ["lora-to-gguf", "--base", base, "--adapter", tmp_path / "my_lora", "--out", adapter, "--no-progress"],
     ]
@@ -189,6 +191,7 @@ def test_cli_pipeline_merge_quantize_and_runtime_adapter(tmp_path: Path) -> None
         result = runner.invoke(convert_group, [str(a) for a in args])
         assert result.exit_code == 0, result.output
         assert result.stdout.strip() == str(args[args.index("--out") + 1] if "--out" in args else q4)
+        assert ("verified on" in result.stderr) == ("--verify" in args)
     merged_logits = llama_logits(merged)
     assert max_abs_diff(llama_logits(base, lora_path=adapter), merged_logits) <= 1e-3
     q4_logits = llama_logits(q4)

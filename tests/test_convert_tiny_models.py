@@ -66,7 +66,7 @@ def tiny_spec(arch: str, wide: bool = False) -> TinySpec:
         "gemma3": TinySpec("gemma3", head_dim=32, rms_eps=1e-6, tied_embeddings=True),
     }[arch]
     if wide:
-        spec = replace(spec, d_model=256, d_ff=512, head_dim=64 if arch != "gemma3" else 64)
+        spec = replace(spec, d_model=256, d_ff=512, head_dim=64)
     return spec
 
 
@@ -179,7 +179,10 @@ def _vocabulary(n_vocab: int) -> tuple[list[str], list[float], list[int]]:
 
 
 def write_tiny_gguf(
-    spec: TinySpec, weights: dict[str, np.ndarray], path: Path, dtype: gguf.GGMLQuantizationType = gguf.GGMLQuantizationType.F32
+    spec: TinySpec,
+    weights: dict[str, np.ndarray],
+    path: Path,
+    dtype: gguf.GGMLQuantizationType = gguf.GGMLQuantizationType.F32,
 ) -> Path:
     """Write `weights` (HF layout) as a GGUF llama.cpp can load; 2-D tensors stored as `dtype`."""
     writer = gguf.GGUFWriter(path, spec.arch)
@@ -197,7 +200,8 @@ def write_tiny_gguf(
     writer.add_rope_dimension_count(spec.head_dim)
     if spec.is_gemma:
         writer.add_sliding_window(512)
-        writer.add_key_value(gguf.Keys.Rope.FREQ_BASE_SWA.format(arch=spec.arch), spec.rope_theta, gguf.GGUFValueType.FLOAT32)
+        swa_key = gguf.Keys.Rope.FREQ_BASE_SWA.format(arch=spec.arch)
+        writer.add_key_value(swa_key, spec.rope_theta, gguf.GGUFValueType.FLOAT32)
     file_type = {
         gguf.GGMLQuantizationType.F32: gguf.LlamaFileType.ALL_F32,
         gguf.GGMLQuantizationType.F16: gguf.LlamaFileType.MOSTLY_F16,
@@ -248,12 +252,14 @@ def _module_path(module: str) -> str:
 
 def _matching(patterns: dict | None, module: str, default):
     for key, value in (patterns or {}).items():
-        if module.endswith("." + key) or module.endswith(key):
+        if module.endswith("." + key):
             return value
     return default
 
 
-def write_peft_adapter(spec: TinySpec, adapter: AdapterSpec, folder: Path) -> dict[str, tuple[np.ndarray, np.ndarray, float]]:
+def write_peft_adapter(
+    spec: TinySpec, adapter: AdapterSpec, folder: Path
+) -> dict[str, tuple[np.ndarray, np.ndarray, float]]:
     """Write adapter_config.json + adapter_model.safetensors; return {HF weight name: (A, B, scale)}."""
     from safetensors.numpy import save_file
 
@@ -378,10 +384,17 @@ def reference_logits(spec: TinySpec, weights: dict[str, np.ndarray], tokens: lis
 # --- llama.cpp side -------------------------------------------------------------------------------
 
 
-def llama_logits(model_path: Path, tokens: list[int] = TOKENS, lora_path: Path | None = None, lora_scale: float = 1.0) -> np.ndarray:
+def llama_logits(
+    model_path: Path, tokens: list[int] = TOKENS, lora_path: Path | None = None, lora_scale: float = 1.0
+) -> np.ndarray:
     """float32 logits [len(tokens), n_vocab] from llama.cpp (the project's backend)."""
     options = LlamaOptions(
-        model_path=Path(model_path), n_ctx_tokens=N_CTX_TOKENS, n_threads=1, lora_path=lora_path, lora_scale=lora_scale, f32_attention=True
+        model_path=Path(model_path),
+        n_ctx_tokens=N_CTX_TOKENS,
+        n_threads=1,
+        lora_path=lora_path,
+        lora_scale=lora_scale,
+        f32_attention=True,
     )
     with LlamaModel(options) as model:
         return model.new_context().logits_at(tokens, range(len(tokens)))
