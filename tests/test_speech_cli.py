@@ -1,0 +1,69 @@
+"""`lsg-edge asr` end to end on shared WAV files: streamed output, JSON events, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+WAV = DATA / "librispeech-dev" / "audio" / "dev-clean-2-0003.wav"  # "in fact the ringleader john rex …"
+FRENCH = DATA / "fr-en-speech-samples" / "audio" / "common_voice_fr_17767732.wav"
+
+
+def _asr(*args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-c", "from lsg_edge.cli import main; main()", "asr", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300)
+
+
+def test_file_to_text() -> None:
+    result = _asr(str(WAV), "--model", "tiny.en")
+    assert result.returncode == 0, result.stderr
+    text = result.stdout.lower()
+    assert "confession" in text and "bishop" in text
+
+
+def test_file_to_json_events() -> None:
+    result = _asr(str(WAV), "--model", "tiny.en", "--json")
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(events) >= 2, "words should be committed while the audio streams, not all at the end"
+    assert {"text", "audio_ms", "wall_time"} <= set(events[0])
+    times = [e["audio_ms"] for e in events]
+    assert times == sorted(times) and times[0] < times[-1]
+    assert events[-1]["end_of_window"]
+
+
+def test_translate_french_to_english() -> None:
+    result = _asr(str(FRENCH), "--task", "translate", "--language", "fr")
+    assert result.returncode == 0, result.stderr
+    assert "national" in result.stdout.lower()
+
+
+def _one_line_error(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("lsg-edge: error: "), result.stderr
+    return lines[0]
+
+
+def test_unreadable_audio_is_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"not audio at all")
+    assert "cannot read audio" in _one_line_error(_asr(str(bad), "--model", "tiny.en"))
+
+
+def test_missing_model_is_one_line(tmp_path: Path) -> None:
+    assert "--model" in _one_line_error(_asr(str(WAV), "--model", str(tmp_path / "nope")))
+
+
+def test_mic_without_device_is_one_line() -> None:
+    # CI machines have no sound card (and often no PortAudio): either way, one line, no traceback.
+    message = _one_line_error(_asr("--mic", "--model", "tiny.en"))
+    assert "PortAudio" in message or "input device" in message
+
+
+def test_file_and_mic_together_is_refused() -> None:
+    assert "either" in _one_line_error(_asr(str(WAV), "--mic"))
