@@ -1,0 +1,113 @@
+"""Speech input for the same harness: an audio manifest in, `Instance`s in ms out.
+
+Delays are milliseconds of audio read when each word was committed; `elapsed` is SimulEval's
+computation-aware time, audio read plus the wall time spent since the utterance's first sample was
+pushed (audio is pushed as fast as the session takes it). Scoring is `scoring.py`'s, unchanged:
+WER via `quality_scores(instances, ("WER",))`, latency via `latency_scores`.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Protocol, Sequence
+
+from ..errors import InputError
+from .instance import Instance
+
+__all__ = ["AudioItem", "read_audio_manifest", "instance_from_speech_commits", "run_speech"]
+
+_MANIFEST_COLUMNS = ("case_id", "audio_path", "duration_s", "transcript")
+
+
+@dataclass(frozen=True)
+class AudioItem:
+    """One utterance of an audio manifest."""
+
+    case_id: str
+    audio_path: Path  # absolute
+    duration_s: float  # as listed in the manifest, s
+    transcript: str  # the reference
+
+
+class SpeechCommit(Protocol):
+    """What the harness reads of a speech commit (lsg_edge.speech.session.Commit)."""
+
+    text: str
+    audio_ms: int  # audio read when committed, ms
+    wall_time_s: float  # time.time() at commit, s
+
+
+def read_audio_manifest(path: Path, limit: int | None = None) -> list[AudioItem]:
+    """Rows of a TSV with a header holding case_id, audio_path (relative to the TSV), duration_s
+    and transcript (/work/shared/data/librispeech-dev/transcripts.tsv); InputError if unusable."""
+    path = Path(path)
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            rows = list(csv.DictReader(f, delimiter="\t"))
+    except OSError as e:
+        raise InputError(f"--audio-manifest {path}: cannot read: {e.strerror}") from e
+    if not rows:
+        raise InputError(f"--audio-manifest {path} has no rows")
+    missing = [c for c in _MANIFEST_COLUMNS if c not in rows[0]]
+    if missing:
+        raise InputError(f"--audio-manifest {path} lacks column(s) {', '.join(missing)}")
+    items = []
+    for line_no, row in enumerate(rows[:limit] if limit else rows, 2):
+        try:
+            duration_s = float(row["duration_s"])
+        except ValueError as e:
+            raise InputError(f"{path}:{line_no}: duration_s {row['duration_s']!r} is not a number") from e
+        items.append(AudioItem(row["case_id"], (path.parent / row["audio_path"]).resolve(), duration_s,
+                               row["transcript"].strip()))
+    return items
+
+
+def instance_from_speech_commits(
+    index: int,
+    commits: Iterable[SpeechCommit],
+    duration_ms: float,
+    reference: str,
+    started_at_s: float,
+    source: str = "",
+) -> Instance:
+    """The ms instance of one utterance; `started_at_s` is time.time() at its first pushed sample."""
+    words: list[str] = []
+    delays: list[float] = []
+    elapsed: list[float] = []
+    for c in commits:
+        pieces = c.text.split()
+        words += pieces
+        delays += [float(c.audio_ms)] * len(pieces)
+        elapsed += [float(c.audio_ms) + (c.wall_time_s - started_at_s) * 1000.0] * len(pieces)
+    return Instance(index=index, prediction=" ".join(words), reference=reference, source_length=float(duration_ms),
+                    delays=tuple(delays), elapsed=tuple(elapsed), unit="ms", source=source)
+
+
+def run_speech(new_session: Any, items: Sequence[AudioItem], progress: bool = True) -> tuple[list[Instance], float]:
+    """Stream each item through a fresh session from `new_session()` (an AsrSession factory).
+
+    Returns the instances and the total wall time (s). The source length is the decoded audio's
+    length (SimulEval: samples / rate), not the manifest's rounded duration.
+    """
+    from tqdm import tqdm
+
+    from ..speech.audio_io import file_blocks, read_audio
+    from ..speech.features import SAMPLE_RATE_HZ
+
+    instances, wall_s = [], 0.0
+    for index, item in enumerate(tqdm(items, desc="speech", unit="utt", file=sys.stderr, disable=not progress)):
+        audio = read_audio(item.audio_path)
+        session = new_session()
+        started_at, started = time.time(), time.perf_counter()
+        commits = []
+        for block in file_blocks(audio):
+            commits += session.push(block)
+        commits += session.finish()
+        wall_s += time.perf_counter() - started
+        instances.append(instance_from_speech_commits(
+            index, commits, 1000.0 * audio.size / SAMPLE_RATE_HZ, item.transcript, started_at, str(item.audio_path)))
+    return instances, wall_s
