@@ -17,9 +17,9 @@ __all__ = ["eval_command"]
 
 
 @click.command(name="eval")
-@click.option("--source", "source_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--source", "source_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Source sentences, one per line.")
-@click.option("--reference", "reference_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--reference", "reference_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Reference translations, aligned with --source.")
 @click.option("--output", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for instances.log, scores.json, scores.txt (and the plot of a sweep).")
@@ -33,6 +33,10 @@ __all__ = ["eval_command"]
 @click.option("--source-word-ms", default=400.0, show_default=True,
               help="Computation-aware text latency: ms between source words (~150 words/min).")
 @click.option("--no-progress", is_flag=True, help="No progress bars on stderr.")
+@click.option("--audio-manifest", type=click.Path(dir_okay=False, path_type=Path),
+              help="Speech instead of text: a TSV (case_id, audio_path, duration_s, transcript); "
+                   "scores WER and latency in ms with the Whisper model --speech-model.")
+@click.option("--speech-model", default="base", show_default=True, help="Whisper model for --audio-manifest.")
 @policy_options
 def eval_command(
     source_path: Path,
@@ -44,6 +48,8 @@ def eval_command(
     chunk_size: int,
     source_word_ms: float,
     no_progress: bool,
+    audio_manifest: Path | None,
+    speech_model: str,
     **flags: Any,
 ) -> None:
     """Quality (BLEU, chrF) and SimulEval latency (AL, LAAL, DAL, AP; plain and
@@ -54,6 +60,15 @@ def eval_command(
     from .sweep import Setting, parse_sweep
     from .text_run import read_parallel
 
+    if audio_manifest is not None:
+        if source_path or reference_path or sweeps:
+            raise click.UsageError("--audio-manifest replaces --source/--reference; --sweep is text-only")
+        from .speech_run import evaluate_speech
+
+        click.echo(format_table(evaluate_speech(audio_manifest, output, speech_model, limit, not no_progress, **flags)))
+        return
+    if source_path is None or reference_path is None:
+        raise click.UsageError("give --source and --reference (or --audio-manifest)")
     # Read and check the data before loading a model: a misaligned file fails in a second.
     pairs = read_parallel(source_path, reference_path, limit)
     settings = [s for spec in sweeps for s in parse_sweep(spec)]

@@ -23,6 +23,7 @@ _COLUMNS = (
     ("AL_CA", "AL_CA", "{:.0f}"),
     ("LAAL_CA", "LAAL_CA", "{:.0f}"),
     ("s_per_sentence", "s/sent", "{:.2f}"),
+    ("real_time_factor", "RTF", "{:.2f}"),
     ("compute_ratio", "×offline", "{:.2f}"),
     ("token_ratio", "tok×offline", "{:.2f}"),
 )

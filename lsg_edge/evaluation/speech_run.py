@@ -18,7 +18,7 @@ from typing import Any, Iterable, Protocol, Sequence
 from ..errors import InputError
 from .instance import Instance
 
-__all__ = ["AudioItem", "read_audio_manifest", "instance_from_speech_commits", "run_speech"]
+__all__ = ["AudioItem", "read_audio_manifest", "instance_from_speech_commits", "run_speech", "evaluate_speech"]
 
 _MANIFEST_COLUMNS = ("case_id", "audio_path", "duration_s", "transcript")
 
@@ -111,3 +111,41 @@ def run_speech(new_session: Any, items: Sequence[AudioItem], progress: bool = Tr
         instances.append(instance_from_speech_commits(
             index, commits, 1000.0 * audio.size / SAMPLE_RATE_HZ, item.transcript, started_at, str(item.audio_path)))
     return instances, wall_s
+
+
+def evaluate_speech(
+    audio_manifest: Path, output: Path, speech_model: str, limit: int | None, progress: bool, **flags: Any
+) -> list[dict[str, Any]]:
+    """`lsg-edge eval --audio-manifest`: stream every utterance with the speech policy named by the
+    shared flags (--policy, --delta, --alpha, --low-bound, --top-bound, --kl-direction,
+    --draft-tokens; others keep the speech defaults) and write instances.log and scores.json."""
+    from dataclasses import asdict
+
+    from ..speech.engine import SpeechEngine
+    from ..speech.policies import SpeechPolicyOptions
+    from ..speech.session import AsrSession, SessionOptions
+    from .instance import write_instances
+    from .report import format_table, write_scores
+    from .scoring import latency_scores, quality_scores
+
+    items = read_audio_manifest(audio_manifest, limit)
+    keys = ("delta", "alpha", "low_bound", "top_bound", "kl_direction", "draft_tokens")
+    policy = SpeechPolicyOptions(name=flags.get("policy") or "lsg",
+                                 **{k: flags[k] for k in keys if flags.get(k) is not None})
+    # English recognition (the manifests here are LibriSpeech); --src/--tgt are the text pair's.
+    options = SessionOptions(policy=policy)
+    engine = SpeechEngine.load(speech_model)
+    instances, wall_s = run_speech(lambda: AsrSession(engine, options), items, progress)
+    row: dict[str, Any] = {"policy": policy.name, "setting": policy.name, "n_sentences": len(instances)}
+    row.update(quality_scores(instances, ("WER",)))
+    row.update(latency_scores(instances))
+    row["s_per_sentence"] = wall_s / max(len(instances), 1)
+    audio_s = sum(i.source_length for i in instances) / 1000.0
+    row["real_time_factor"] = wall_s / audio_s if audio_s else float("nan")
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    write_instances(output / "instances.log", instances)
+    write_scores(output / "scores.json", [row], {"model": speech_model, "policy": asdict(policy),
+                                                 "units": {"AL/LAAL/DAL": "ms of audio", "*_CA": "ms"}})
+    (output / "scores.txt").write_text(format_table([row]) + "\n", encoding="utf-8")
+    return [row]
