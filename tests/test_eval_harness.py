@@ -102,6 +102,8 @@ def test_sweep_grammar():
     assert parse_sweep("local-agreement") == [Setting("local-agreement")]
     options = paper[1].policy_options(PolicyOptions())
     assert (options.name, options.low_bound, options.top_bound) == ("lsg", 7, 6)
+    assert Setting.from_options(PolicyOptions(name="wait-k", k=5)).label == "wait-k k=5"
+    assert Setting.from_options(PolicyOptions(name="lsg")).label == "lsg L=1 U=4 delta=9 alpha=0.6"
     for bad in ("beam:k=1", "wait-k:k", "wait-k:q=1", "wait-k:k=x", "lsg:L/U=1"):
         with pytest.raises(OptionsError):
             parse_sweep(bad)

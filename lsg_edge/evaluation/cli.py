@@ -76,7 +76,7 @@ def eval_command(
     engine = load_engine(**flags)
     base = session_policy(engine, **flags)
     if not settings:
-        settings = [Setting(base.name)]
+        settings = [Setting.from_options(base)]
     options = TextEvalOptions(
         src=flags["src"], tgt=flags["tgt"], prompt_style=flags["prompt_style"], with_offline=with_offline,
         chunk_size=chunk_size, progress=not no_progress, latency=latency,

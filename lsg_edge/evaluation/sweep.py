@@ -44,6 +44,12 @@ class Setting:
                           for k, v in self.overrides)
         return f"{self.name} {params}".strip()
 
+    @classmethod
+    def from_options(cls, options: PolicyOptions) -> "Setting":
+        """The setting of one policy as configured, labelled by the parameters it uses."""
+        used = {"wait-k": ("k",), "lsg": ("low_bound", "top_bound", "delta", "alpha")}.get(options.name, ())
+        return cls(options.name, tuple((key, getattr(options, key)) for key in used))
+
     def policy_options(self, base: PolicyOptions) -> PolicyOptions:
         from dataclasses import replace
 
