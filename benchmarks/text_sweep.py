@@ -39,7 +39,17 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=10, help="sentences per setting per round")
     parser.add_argument("--threads", type=int, default=0, help="llama.cpp threads (0: default)")
     parser.add_argument("--output", type=Path, default=Path(__file__).parent / "results" / "text_sweep")
+    parser.add_argument("--plot-only", action="store_true", help="redraw the plot from --output's scores.json")
     args = parser.parse_args()
+    if args.plot_only:
+        import json
+
+        from lsg_edge.evaluation.report import plot_quality_latency
+
+        scores = json.loads((args.output / "scores.json").read_text())
+        plot_quality_latency(scores["rows"], args.output / "quality_latency.png",
+                             title=f"{scores['meta']['model']}, de→en, {scores['meta']['n_sentences']} sentences")
+        return
 
     pairs = read_parallel(args.data / "de.txt", args.data / "en.txt", limit=args.limit)
     settings: list[Setting] = [s for spec in GRID for s in parse_sweep(spec)]

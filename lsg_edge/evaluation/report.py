@@ -68,6 +68,15 @@ def write_scores(path: Path, rows: Sequence[dict[str, Any]], meta: dict[str, Any
                                      ensure_ascii=False) + "\n", encoding="utf-8")
 
 
+_SHORT = {"low_bound": "L", "top_bound": "U", "delta": "δ", "alpha": "α"}
+
+
+def _varying_params(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """Parameter names whose values differ between a policy's settings (what labels its points)."""
+    keys = list(dict.fromkeys(k for row in rows for k in row.get("params", {})))
+    return [k for k in keys if len({repr(row.get("params", {}).get(k)) for row in rows}) > 1]
+
+
 def plot_quality_latency(
     rows: Sequence[dict[str, Any]], path: Path, quality: str = "BLEU", latency: str = "AL", title: str = ""
 ) -> None:
@@ -90,14 +99,23 @@ def plot_quality_latency(
             continue
         xs, ys, labels = zip(*points)
         ax.plot(xs, ys, marker="o", linestyle="-" if len(xs) > 1 else "none", label=policy)
+        names = _varying_params([row for row in rows if row["policy"] == policy])
         for x, y, label in points:
-            short = label[len(policy):].strip()
+            row = next(r for r in rows if r["setting"] == label)
+            short = ",".join(str(row.get("params", {}).get(key)) for key in names)
             if short:
-                ax.annotate(short, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+                ax.annotate(f"{'/'.join(_SHORT.get(k, k) for k in names)}={short}" if len(names) == 1 else short,
+                            (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
     ax.set_xlabel(f"{latency} (source words)")
     ax.set_ylabel(quality)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    legend_note = "; ".join(
+        f"{p}: " + "/".join(_SHORT.get(k, k) for k in _varying_params([r for r in rows if r["policy"] == p]))
+        for p in policies if len(_varying_params([r for r in rows if r["policy"] == p])) > 1
+    )
+    if legend_note:
+        ax.text(0.01, 0.01, f"point labels — {legend_note}", transform=ax.transAxes, fontsize=7, alpha=0.7)
     if title:
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
