@@ -1,0 +1,104 @@
+"""Issue 4 speed benchmark: what LSG costs compared with offline translation of the same sentences.
+
+For each setting — offline, wait-5, LSG (δ=9.0, α=0.6, [L,U]=[1,4]) — with the KV cache reused
+(the optimised path) and, with --naive, recomputed from scratch at every request (the
+straightforward path), prints seconds per sentence, the ratio to offline (cached), llama_decode
+calls and tokens evaluated per sentence, and the peak RSS of a process that runs only that setting.
+Each setting runs in its own process (peak RSS is per process), one after the other, so the ratios
+come from one run on one machine. It also reports whether the naive and cached paths committed the
+same text at the same source positions.
+
+    python benchmarks/text_speed.py --limit 100 [--naive]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "wmt15-deen-dev"
+SETTINGS = {
+    "offline": {"name": "offline"},
+    "wait-5": {"name": "wait-k", "k": 5},
+    "lsg": {"name": "lsg", "delta": 9.0, "alpha": 0.6, "low_bound": 1, "top_bound": 4},
+}
+
+
+def run_one(setting: str, limit: int, naive: bool, threads: int) -> dict:
+    """Runs in a child process: translate `limit` sentences with one setting."""
+    from lsg_edge import PolicyOptions, TranslationEngine
+    from lsg_edge.text.source import split_words
+
+    sources = (DATA / "de.txt").read_text(encoding="utf-8").splitlines()[:limit]
+    overrides = {"reuse_cache": not naive}
+    if threads:
+        overrides["n_threads"] = threads
+    with TranslationEngine.load(**overrides) as engine:
+        session = engine.create_session("de", "en", policy=PolicyOptions(**SETTINGS[setting]))
+        # Warm-up sentence (page in the weights, build caches) outside the timed loop.
+        for word in split_words(sources[0]):
+            session.push(word)
+        session.finish()
+        before = engine.counters
+        outputs = []
+        started = time.perf_counter()
+        for source in sources:
+            commits = []
+            for word in split_words(source):
+                commits += session.push(word)
+            commits += session.finish()
+            outputs.append([[c.source_words_read, c.separator + c.text] for c in commits])
+        wall_s = time.perf_counter() - started
+        after = engine.counters
+    return {
+        "wall_s": wall_s,
+        "decode_calls": sum(after[k] - before[k] for k in after if k.endswith("decode_calls")),
+        "tokens": sum(after[k] - before[k] for k in after if k.endswith("tokens")),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "outputs": outputs,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--limit", type=int, default=100, help="first N sentences of newstest2015")
+    parser.add_argument("--naive", action="store_true", help="also run the recompute-everything path")
+    parser.add_argument("--threads", type=int, default=0, help="llama.cpp threads (0: default)")
+    parser.add_argument("--child", nargs=2, metavar=("SETTING", "NAIVE"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        setting, naive = args.child
+        print(json.dumps(run_one(setting, args.limit, naive == "1", args.threads)))
+        return
+
+    results = {}
+    runs = [(s, False) for s in SETTINGS] + ([(s, True) for s in SETTINGS] if args.naive else [])
+    for setting, naive in runs:
+        command = [sys.executable, __file__, "--limit", str(args.limit), "--threads", str(args.threads),
+                   "--child", setting, "1" if naive else "0"]
+        child = subprocess.run(command, capture_output=True, text=True, check=True)
+        results[(setting, naive)] = json.loads(child.stdout.strip().splitlines()[-1])
+        print(f"  done: {setting}{' (naive)' if naive else ''}", file=sys.stderr)
+
+    offline = results[("offline", False)]
+    print(f"{args.limit} sentences of newstest2015 De→En, default model, one process per row")
+    print(f"{'setting':<18} {'s/sent':>7} {'×offline':>9} {'calls/sent':>11} {'tokens/sent':>12} {'peak RSS MB':>12}")
+    for (setting, naive), r in results.items():
+        label = setting + (" (naive)" if naive else "")
+        print(
+            f"{label:<18} {r['wall_s'] / args.limit:>7.3f} {r['wall_s'] / offline['wall_s']:>9.2f} "
+            f"{r['decode_calls'] / args.limit:>11.1f} {r['tokens'] / args.limit:>12.1f} {r['peak_rss_mb']:>12.0f}"
+        )
+    if args.naive:
+        for setting in SETTINGS:
+            same = results[(setting, False)]["outputs"] == results[(setting, True)]["outputs"]
+            print(f"{setting}: cached and naive paths committed identical output: {same}")
+
+
+if __name__ == "__main__":
+    main()
