@@ -96,11 +96,12 @@ def main() -> None:
                         help="comma-separated: offline, offline-30s, local-agreement, lsg")
     parser.add_argument("--reference", action="store_true", help="add faster-whisper greedy float32")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "int8"])
     parser.add_argument("--encoder-window", default="tight", choices=["tight", "30s"])
     parser.add_argument("--encoder-pad-ms", type=int, default=1000)
     parser.add_argument("--segment-ms", type=int, default=640)
     parser.add_argument("--delta", type=float, default=7.0)
-    parser.add_argument("--alpha", type=float, default=0.5)
+    parser.add_argument("--alpha", type=float, default=0.8)
     parser.add_argument("--low-bound", type=int, default=1)
     parser.add_argument("--top-bound", type=int, default=4)
     parser.add_argument("--words-per-segment", type=int, default=2)
@@ -111,9 +112,10 @@ def main() -> None:
     utterances = load_utterances(args.n)
     duration_s = sum(a.size for a, _ in utterances) / 16_000
     print(f"# {len(utterances)} utterances, {duration_s:.0f} s of audio, model {args.model}, "
-          f"encoder window {args.encoder_window} (+{args.encoder_pad_ms} ms), {args.threads} threads")
+          f"{args.precision}, encoder window {args.encoder_window} (+{args.encoder_pad_ms} ms), {args.threads} threads")
     runtime = RuntimeOptions(n_threads=args.threads)
-    engine = SpeechEngine.load(args.model, runtime, EncoderOptions(args.encoder_window, args.encoder_pad_ms))
+    engine = SpeechEngine.load(args.model, runtime, EncoderOptions(args.encoder_window, args.encoder_pad_ms),
+                               precision=args.precision)
     print(f"{'system':<28}{'WER %':>8}{'AL ms':>9}{'AL_CA ms':>10}{'RTF':>7}", flush=True)
 
     def show(name: str, r: dict) -> None:
@@ -123,7 +125,7 @@ def main() -> None:
         show("faster-whisper greedy fp32", run_faster_whisper(args.model, utterances, args.threads))
     for name in args.policies.split(","):
         if name == "offline-30s":
-            engine_30s = SpeechEngine.load(args.model, runtime, EncoderOptions("30s"))
+            engine_30s = SpeechEngine.load(args.model, runtime, EncoderOptions("30s"), precision=args.precision)
             show("offline ONNX (30 s window)", run_offline(engine_30s, utterances))
             continue
         policy = SpeechPolicyOptions(name=name, segment_ms=args.segment_ms, delta=args.delta, alpha=args.alpha,

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..errors import InputError
 from .engine import ENCODER_WINDOWS, EncoderOptions
+from .models import PRECISIONS
 from .onnx_runtime import RuntimeOptions
 from .policies import SPEECH_POLICIES, SpeechPolicyOptions
 from .session import AsrSession, Commit, SessionOptions
@@ -38,7 +39,7 @@ __all__ = ["asr_command"]
 @click.option("--policy", type=click.Choice(SPEECH_POLICIES), default="lsg", show_default=True)
 @click.option("--segment-ms", type=int, default=640, show_default=True, help="Source element, ms of audio.")
 @click.option("--delta", type=float, default=7.0, show_default=True, help="LSG KL threshold δ (nats).")
-@click.option("--alpha", type=float, default=0.5, show_default=True, help="LSG confidence threshold α.")
+@click.option("--alpha", type=float, default=0.8, show_default=True, help="LSG confidence threshold α.")
 @click.option("--low-bound", type=int, default=1, show_default=True, help="LSG range constraint L.")
 @click.option("--top-bound", type=int, default=4, show_default=True, help="LSG range constraint U.")
 @click.option("--words-per-segment", type=int, default=2, show_default=True,
@@ -49,11 +50,13 @@ __all__ = ["asr_command"]
               help="30s: pad every encoder input to 30 s; tight: encode the audio so far (+ padding).")
 @click.option("--min-silence-ms", type=int, default=800, show_default=True,
               help="A pause this long ends a window (everything in it is committed).")
+@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
+              help="int8: quantized weights, ~1.5x faster on CPU (converted once into the cache).")
 @click.option("--threads", type=int, default=0, help="onnxruntime threads (default: cores, up to 4).")
 def asr_command(audio: Path | None, mic: bool, device: str | None, realtime: bool, as_json: bool, model: str,
                 task: str, language: str | None, policy: str, segment_ms: int, delta: float, alpha: float,
                 low_bound: int, top_bound: int, words_per_segment: int, kl_direction: str, draft_tokens: int,
-                encoder_window: str, min_silence_ms: int, threads: int) -> None:
+                encoder_window: str, min_silence_ms: int, precision: str, threads: int) -> None:
     """Stream speech recognition (or X→English translation) with LSG, from AUDIO or --mic."""
     from .audio_io import MicrophoneStream, file_blocks, read_audio
     from .engine import SpeechEngine
@@ -74,7 +77,8 @@ def asr_command(audio: Path | None, mic: bool, device: str | None, realtime: boo
     else:
         samples = read_audio(audio)  # read before loading the model: a bad file fails fast
         blocks = file_blocks(samples, realtime=realtime)
-    engine = SpeechEngine.load(model, RuntimeOptions(n_threads=threads), EncoderOptions(window=encoder_window))
+    engine = SpeechEngine.load(model, RuntimeOptions(n_threads=threads), EncoderOptions(window=encoder_window),
+                               precision=precision)
     session = AsrSession(engine, options)
     if mic:
         click.echo("lsg-edge: listening (Ctrl-C to stop)", err=True)

@@ -14,7 +14,7 @@ import numpy as np
 from ..backends.base import greedy_draft
 from ..errors import OptionsError
 from .context import WhisperDecoderContext
-from .features import FRAME_MS, N_FRAMES_30S, SAMPLE_RATE_HZ, LogMel
+from .features import FRAME_MS, HOP_SAMPLES, N_FRAMES_30S, SAMPLE_RATE_HZ, LogMel
 from .loops import token_budget, trim_repetition
 from .models import resolve_model
 from .onnx_runtime import EncodedAudio, RuntimeOptions, WhisperRuntime
@@ -32,11 +32,14 @@ class EncoderOptions:
     """How much mel the encoder sees per call."""
 
     window: str = "tight"  # one of ENCODER_WINDOWS
-    pad_ms: int = 1000  # "tight": silence-level padding appended after the audio, ms
+    pad_ms: int = 1000  # "tight": padding appended after the audio, ms
+    pad_kind: str = "mel-zeros"  # "tight": "mel-zeros" = 0 in the normalised mel (as faster-whisper); "silence" = zero samples before the STFT
 
     def __post_init__(self) -> None:
         if self.window not in ENCODER_WINDOWS:
             raise OptionsError(f"--encoder-window must be one of {', '.join(ENCODER_WINDOWS)}, got {self.window!r}")
+        if self.pad_kind not in ("silence", "mel-zeros"):
+            raise OptionsError(f"pad_kind must be silence or mel-zeros, got {self.pad_kind!r}")
         if self.pad_ms < 0:
             raise OptionsError(f"--encoder-pad-ms must be non-negative, got {self.pad_ms}")
 
@@ -56,20 +59,29 @@ class SpeechEngine:
 
     @classmethod
     def load(cls, model: str | Path | None = None, runtime_options: RuntimeOptions = RuntimeOptions(),
-             encoder_options: EncoderOptions = EncoderOptions()) -> "SpeechEngine":
+             encoder_options: EncoderOptions = EncoderOptions(), precision: str = "fp32") -> "SpeechEngine":
         """Load a built-in model name or a path (converting it into the cache on first use)."""
-        return cls(resolve_model(model), runtime_options, encoder_options)
+        return cls(resolve_model(model, precision), runtime_options, encoder_options)
 
     def encode(self, audio: np.ndarray) -> EncodedAudio:
         """Encode float32 16 kHz `audio` (≤ 30 s) per the encoder options."""
-        mel = self.log_mel(audio)[:, :N_FRAMES_30S]
-        if self.encoder_options.window == "30s":
+        if self.encoder_options.window == "30s" or self.encoder_options.pad_kind == "mel-zeros":
+            # As faster-whisper: the audio's log-mel, then zeros of the normalised mel up to 30 s.
+            mel = self.log_mel(audio)[:, :N_FRAMES_30S]
             n_frames = N_FRAMES_30S
+            if self.encoder_options.window == "tight":
+                n_frames = min(N_FRAMES_30S, mel.shape[1] + self.encoder_options.pad_ms // FRAME_MS)
+                n_frames -= n_frames % 2  # the encoder's stride-2 convolution halves the frames
+            mel = mel[:, :n_frames]
+            mel = np.pad(mel, ((0, 0), (0, n_frames - mel.shape[1])))
         else:
-            n_frames = min(N_FRAMES_30S, mel.shape[1] + self.encoder_options.pad_ms // FRAME_MS)
-            n_frames += n_frames % 2  # the encoder's stride-2 convolution halves the frame count
-        # Padding frames are zeros in the normalised log-mel, exactly as faster-whisper pads.
-        mel = np.pad(mel, ((0, 0), (0, n_frames - mel.shape[1])))
+            # Digital silence after the audio, as Whisper saw in training (openai/whisper pads the
+            # waveform with zeros before the STFT): the padding sits at the log-mel floor and reads
+            # as "speech has ended", which curbs the repetition loops of short inputs.
+            n_pad = SAMPLE_RATE_HZ * self.encoder_options.pad_ms // 1000
+            padded = np.concatenate([audio[: N_FRAMES_30S * HOP_SAMPLES], np.zeros(n_pad, np.float32)])
+            mel = self.log_mel(padded)[:, :N_FRAMES_30S]
+            mel = mel[:, : mel.shape[1] - mel.shape[1] % 2]  # the stride-2 convolution halves the frames
         return self.runtime.encode(mel)
 
     def new_context(self, prompt: list[int], reuse_cache: bool = True) -> WhisperDecoderContext:

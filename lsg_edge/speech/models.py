@@ -22,13 +22,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..assets import cache_dir
-from ..errors import ModelError
+from ..errors import ModelError, OptionsError
 from .onnx_export import DECODER_FILE, ENCODER_FILE, export_onnx
 from .weights import load_weights
 
-__all__ = ["DEFAULT_MODEL", "BUILTIN_MODELS", "resolve_model", "assemble_ct2"]
+__all__ = ["DEFAULT_MODEL", "BUILTIN_MODELS", "PRECISIONS", "resolve_model", "assemble_ct2"]
 
 DEFAULT_MODEL = "base"
+# "fp32": the checkpoint's weights in float32; "int8": MatMul/Gemm weights quantized (faster on CPU).
+PRECISIONS = ("fp32", "int8")
 _STAMP = "converted.json"
 _CONVERTER_VERSION = 1  # bump when the graphs change, so cached conversions are redone
 # Files copied beside the ONNX graphs so that the converted directory is self-contained.
@@ -98,8 +100,30 @@ def assemble_ct2(name: str) -> Path:
     return target_dir
 
 
-def resolve_model(model: str | Path | None = None) -> Path:
+def resolve_model(model: str | Path | None = None, precision: str = "fp32") -> Path:
     """The directory of converted ONNX graphs for `model` (a built-in name or a path)."""
+    if precision not in PRECISIONS:
+        raise OptionsError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    onnx_dir = _resolve_fp32(model)
+    if precision == "fp32":
+        return onnx_dir
+    int8_dir = onnx_dir.with_name(onnx_dir.name + "-int8")
+    stamp = (onnx_dir / _STAMP).read_text() if (onnx_dir / _STAMP).exists() else str(onnx_dir)
+    if (int8_dir / _STAMP).exists() and (int8_dir / _STAMP).read_text() == stamp:
+        return int8_dir
+    from .onnx_runtime import quantize_int8
+
+    (int8_dir / _STAMP).unlink(missing_ok=True)
+    print(f"lsg-edge: quantizing {onnx_dir} to int8 (first use)", file=sys.stderr)
+    quantize_int8(onnx_dir, int8_dir)
+    for file_name in _SIDE_FILES:
+        if (onnx_dir / file_name).exists():
+            shutil.copyfile(onnx_dir / file_name, int8_dir / file_name)
+    (int8_dir / _STAMP).write_text(stamp)
+    return int8_dir
+
+
+def _resolve_fp32(model: str | Path | None) -> Path:
     model = DEFAULT_MODEL if model is None else model
     if str(model) in BUILTIN_MODELS:
         source_dir = assemble_ct2(str(model))

@@ -32,7 +32,7 @@ from ..policy.decision import leading_run, log_softmax, write_test
 from ..policy.words import cut_at_words, word_starts
 from .engine import SpeechEngine
 from .features import SAMPLE_RATE_HZ
-from .loops import token_budget, trim_repetition
+from .loops import first_repeat, token_budget, trim_repetition
 from .onnx_runtime import EncodedAudio
 
 __all__ = ["SpeechPolicyOptions", "SPEECH_POLICIES", "WindowPolicy", "make_policy"]
@@ -47,7 +47,7 @@ class SpeechPolicyOptions:
     name: str = "lsg"  # one of SPEECH_POLICIES
     segment_ms: int = 640  # source element, ms of audio
     delta: float = 7.0  # LSG KL threshold δ, nats (paper's speech Fr→En setting)
-    alpha: float = 0.5  # LSG confidence threshold α on max P_cur
+    alpha: float = 0.8  # LSG confidence threshold α on max P_cur (0.5, the paper's, commits Whisper's guesses)
     low_bound: int = 1  # LSG range constraint L, source words (segments × words_per_segment)
     top_bound: int = 4  # LSG range constraint U, source words
     words_per_segment: int = 2  # source words one segment counts as in the range constraint
@@ -110,12 +110,18 @@ class WindowPolicy(abc.ABC):
         draft = self._draft(token_budget(window.size, SAMPLE_RATE_HZ) - len(self.committed))
         return self._take(trim_repetition(draft.tokens))
 
-    def _draft(self, max_tokens: int, guess: list[int] = ()) -> Draft:
+    def _draft(self, max_tokens: int, guess: list[int] = (), is_stop=None) -> Draft:
+        """Greedy continuation of the committed tokens, cut where it starts repeating the window."""
         if max_tokens <= 0:
             return Draft()
         max_tokens = min(max_tokens, self.engine.n_text_ctx // 2 - len(self.prompt) - len(self.committed))
-        return greedy_draft(self.full, self.prompt + self.committed, max(0, max_tokens),
-                            self.engine.vocab.is_end_of_generation, guess)
+        draft = greedy_draft(self.full, self.prompt + self.committed, max(0, max_tokens),
+                             is_stop or self.engine.vocab.is_end_of_generation, guess)
+        cut = first_repeat(self.committed + draft.tokens, len(self.committed))
+        if cut is not None:
+            n = cut - len(self.committed)
+            draft = Draft(draft.tokens[:n], draft.logits[:n], ended=True)
+        return draft
 
     def starts(self, tokens: list[int]) -> np.ndarray:
         pieces = [self.engine.vocab.piece(t).decode("utf-8", errors="replace") for t in tokens]
@@ -143,27 +149,34 @@ class LsgPolicy(WindowPolicy):
 
     def step(self, window: np.ndarray, n_segments: int) -> list[int]:
         o = self.options
-        self.full.set_audio(self.encode(window[: n_segments * o.segment_samples]))
         n_read = n_segments * o.words_per_segment
         out: list[int] = []
         while True:
             allowed = words_allowed(n_read, self.n_words, o.low_bound)
             if allowed == 0:
-                break
-            draft = self._draft(o.draft_tokens, self._guess)
+                break  # nothing may be written: no need to even encode
+            self.full.set_audio(self.encode(window[: n_segments * o.segment_samples]))
+            # Draft no further than the word after the last one that may be written: its first
+            # token is all the whole-word cut needs, and every extra token is a decoder call.
+            limit = _WordLimit(self, allowed + 1)
+            draft = self._draft(o.draft_tokens, self._guess, limit)
             if not draft.tokens:
                 break
             n_accepted = self._accepted(window, n_segments, draft)
             required = words_required(n_read, self.n_words, o.low_bound, o.top_bound)
             # A draft that "ended" on audio still arriving is no word boundary: Whisper closes a
             # sentence on a half-heard word ("the ancient fla" → "the ancient flag."), so the last
-            # word waits for more audio or for the window's end.
-            n_tokens, n_new_words = cut_at_words(self.starts(draft.tokens), n_accepted, allowed, required)
+            # word waits for more audio or for the window's end. A draft stopped by the word limit
+            # does end on a boundary (the next token starts a word).
+            n_tokens, n_new_words = cut_at_words(self.starts(draft.tokens), n_accepted, allowed, required,
+                                                 final_is_boundary=limit.reached)
             if n_new_words == 0:
                 self._guess = draft.tokens
                 break
             out += self._take(draft.tokens[:n_tokens])
             self._guess = draft.tokens[n_tokens:]
+            if n_tokens < len(draft.tokens):
+                break  # the rest of this draft was judged already; decide again after the next READ
         return out
 
     def _accepted(self, window: np.ndarray, n_segments: int, draft: Draft) -> int:
@@ -183,6 +196,29 @@ class LsgPolicy(WindowPolicy):
     def finish(self, window: np.ndarray) -> list[int]:
         self._guess = []
         return super().finish(window)
+
+
+class _WordLimit:
+    """Stop test for drafting: end of text, or the token that would start word `n_words + 1`.
+
+    greedy_draft asks it about each chosen token in order, so it can count word starts."""
+
+    def __init__(self, policy: WindowPolicy, n_words: int) -> None:
+        self._policy = policy
+        self._n_words = n_words
+        self._seen = 0
+        self.reached = False
+
+    def __call__(self, token: int) -> bool:
+        if self._policy.engine.vocab.is_end_of_generation(token):
+            return True
+        piece = self._policy.engine.vocab.piece(token)
+        if piece[:1].isspace() or (self._seen == 0 and not self._policy.committed):
+            self._seen += 1
+            if self._seen > self._n_words:
+                self.reached = True
+                return True
+        return False
 
 
 class LocalAgreementPolicy(WindowPolicy):
