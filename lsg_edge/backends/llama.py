@@ -23,10 +23,11 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import DeviceError, ModelError, OptionsError
+from ..device import DEVICES, LlamaBuild, LlamaDevice, LlamaPlacement, resolve_llama_device
+from ..errors import ModelError, OptionsError
 from .base import common_prefix_length
 
-__all__ = ["LlamaOptions", "LlamaModel", "LlamaContext", "ContextOverflow", "default_threads"]
+__all__ = ["LlamaOptions", "LlamaModel", "LlamaContext", "ContextOverflow", "default_threads", "llama_build"]
 
 _GGUF_MAGIC = b"GGUF"
 # Rows of logits a context keeps for reuse (1 MiB each with Gemma's 262k vocabulary).
@@ -46,7 +47,8 @@ class LlamaOptions:
     n_ctx_tokens: int = 2048  # KV-cache length of each context, tokens
     n_batch_tokens: int = 512  # tokens per llama_decode call when evaluating a long suffix
     n_threads: int = 0  # CPU threads; 0 = default_threads()
-    n_gpu_layers: int = 0  # layers offloaded to the GPU (-1 = all); 0 = CPU only
+    device: str = "auto"  # "auto" | "cpu" | "cuda" | "metal", resolved by lsg_edge.device
+    n_gpu_layers: int | None = None  # layers offloaded (-1 = all, 0 = none); None = the device's default
     use_mmap: bool = True  # map the weights instead of reading them into memory
     reuse_cache: bool = True  # keep the KV cache across requests (False: recompute everything)
     lora_path: Path | None = None  # llama.cpp LoRA adapter GGUF applied at run time
@@ -61,6 +63,8 @@ class LlamaOptions:
             raise OptionsError(f"n_batch_tokens must be positive, got {self.n_batch_tokens}")
         if self.n_threads < 0:
             raise OptionsError(f"--threads must be positive, got {self.n_threads}")
+        if self.device not in DEVICES:
+            raise OptionsError(f"--device must be one of {', '.join(DEVICES)}, got {self.device!r}")
 
 
 class ContextOverflow(ModelError):
@@ -89,6 +93,61 @@ def _silence_native_logs(llama_cpp) -> None:
 
 _KEEP_ALIVE: list = []
 
+# ggml_backend_dev_type values (ggml-backend.h of the pinned llama.cpp), as LlamaDevice.kind.
+_GGML_DEVICE_KINDS = ("cpu", "gpu", "igpu", "accel")
+
+
+@functools.cache
+def llama_build() -> LlamaBuild:
+    """What the installed llama.cpp can run on: backends, devices, GPU offload (no model loaded)."""
+    llama_cpp = _llama_cpp()
+    _silence_native_logs(llama_cpp)
+    llama_cpp.llama_backend_init()
+    backends, devices = _ggml_devices()
+    return LlamaBuild(
+        package_version=llama_cpp.__version__,
+        gpu_offload=bool(llama_cpp.llama_supports_gpu_offload()),
+        mmap=bool(llama_cpp.llama_supports_mmap()),
+        backends=backends,
+        devices=devices,
+        system_info=llama_cpp.llama_print_system_info().decode("utf-8", "replace").strip(" |"),
+    )
+
+
+def _ggml_devices() -> tuple[tuple[str, ...], tuple[LlamaDevice, ...]]:
+    """ggml's backend registry and device list. llama-cpp-python 0.3.36 does not bind these, so
+    they are declared here over its private `_ggml.libggml` handle (signatures: ggml-backend.h)."""
+    try:
+        from llama_cpp._ggml import libggml as lib
+    except (ImportError, OSError, AttributeError):  # pragma: no cover - another llama-cpp-python
+        return (), ()
+    p, text = ctypes.c_void_p, ctypes.c_char_p
+    for name, argtypes, restype in (
+        ("ggml_backend_reg_count", [], ctypes.c_size_t),
+        ("ggml_backend_reg_get", [ctypes.c_size_t], p),
+        ("ggml_backend_reg_name", [p], text),
+        ("ggml_backend_dev_count", [], ctypes.c_size_t),
+        ("ggml_backend_dev_get", [ctypes.c_size_t], p),
+        ("ggml_backend_dev_name", [p], text),
+        ("ggml_backend_dev_description", [p], text),
+        ("ggml_backend_dev_type", [p], ctypes.c_int),
+        ("ggml_backend_dev_backend_reg", [p], p),
+    ):
+        function = getattr(lib, name)
+        function.argtypes, function.restype = argtypes, restype
+    backends = tuple(lib.ggml_backend_reg_name(lib.ggml_backend_reg_get(i)).decode() for i in range(lib.ggml_backend_reg_count()))
+    devices = []
+    for i in range(lib.ggml_backend_dev_count()):
+        dev = lib.ggml_backend_dev_get(i)
+        kind = lib.ggml_backend_dev_type(dev)
+        devices.append(LlamaDevice(
+            name=lib.ggml_backend_dev_name(dev).decode(),
+            description=(lib.ggml_backend_dev_description(dev) or b"").decode("utf-8", "replace"),
+            kind=_GGML_DEVICE_KINDS[kind] if 0 <= kind < len(_GGML_DEVICE_KINDS) else "other",
+            backend=lib.ggml_backend_reg_name(lib.ggml_backend_dev_backend_reg(dev)).decode(),
+        ))
+    return backends, tuple(devices)
+
 
 def check_gguf_file(path: Path) -> None:
     """Raise ModelError with the path if `path` is not a readable GGUF file."""
@@ -114,16 +173,12 @@ class LlamaModel:
         from llama_cpp import _internals
 
         _silence_native_logs(llama_cpp)
-        llama_cpp.llama_backend_init()
-        if options.n_gpu_layers != 0 and not llama_cpp.llama_supports_gpu_offload():
-            raise DeviceError(
-                f"--n-gpu-layers {options.n_gpu_layers} asks for GPU offload, but this llama.cpp "
-                "build is CPU-only (reinstall llama-cpp-python with CMAKE_ARGS, see README)"
-            )
+        # Resolved before the file is read: a missing GPU backend is the cheapest failure to report.
+        self.placement: LlamaPlacement = resolve_llama_device(options.device, options.n_gpu_layers, llama_build())
         path = Path(options.model_path)
         check_gguf_file(path)
         params = llama_cpp.llama_model_default_params()
-        params.n_gpu_layers = options.n_gpu_layers
+        params.n_gpu_layers = self.placement.n_gpu_layers
         params.use_mmap = options.use_mmap
         try:
             self._model = _internals.LlamaModel(path_model=str(path), params=params, verbose=False)
