@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..assets import assemble_packaged_gguf
-from ..backends.llama import LlamaModel, LlamaOptions
+from ..backends.llama import LlamaContext, LlamaModel, LlamaOptions
 from ..errors import ModelError, OptionsError
 from ..manifest import DEFAULT_TEXT_MANIFEST, ModelManifest, load_manifest
 from ..policy.options import PolicyOptions
@@ -38,7 +38,15 @@ class TranslationEngine:
         self.model = model
         self.manifest = manifest
         self.full_context = model.new_context()
-        self.baseline_context = model.new_context()
+        self._baseline_context: LlamaContext | None = None
+
+    @property
+    def baseline_context(self) -> LlamaContext:
+        """The wait-1 context, created on first use: wait-k and offline never need it, and a
+        context's KV cache is memory an edge device may not have to spare."""
+        if self._baseline_context is None:
+            self._baseline_context = self.model.new_context()
+        return self._baseline_context
 
     @classmethod
     def load(
@@ -97,7 +105,7 @@ class TranslationEngine:
         )
         return TranslationSession(
             full=self.full_context,
-            baseline=self.baseline_context,
+            baseline=_Deferred(lambda: self.baseline_context),
             vocab=vocab,
             prompt=prompt,
             policy=policy or self.policy_options(src, tgt),
@@ -108,11 +116,12 @@ class TranslationEngine:
     @property
     def counters(self) -> dict[str, int]:
         """llama_decode calls and tokens evaluated so far, per context."""
+        baseline = self._baseline_context
         return {
             "full_decode_calls": self.full_context.n_decode_calls,
             "full_tokens": self.full_context.n_tokens_evaluated,
-            "baseline_decode_calls": self.baseline_context.n_decode_calls,
-            "baseline_tokens": self.baseline_context.n_tokens_evaluated,
+            "baseline_decode_calls": baseline.n_decode_calls if baseline else 0,
+            "baseline_tokens": baseline.n_tokens_evaluated if baseline else 0,
         }
 
     def close(self) -> None:
@@ -123,6 +132,16 @@ class TranslationEngine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _Deferred:
+    """A scoring context created the first time it is asked for logits."""
+
+    def __init__(self, create) -> None:
+        self._create = create
+
+    def logits_at(self, tokens, positions):
+        return self._create().logits_at(tokens, positions)
 
 
 def resolve_gguf(manifest: ModelManifest) -> Path:
