@@ -142,3 +142,24 @@ def test_corrupt_onnx_is_a_model_error(tmp_path: Path) -> None:
     (tmp_path / "decoder.onnx").write_bytes(b"not a graph")
     with pytest.raises(ModelError, match="cannot load"):
         SpeechEngine(tmp_path)
+
+
+def test_safetensors_checkpoint_reads_like_ctranslate2(tmp_path: Path) -> None:
+    """A Hugging Face-named safetensors file of the same weights maps onto the same tensors."""
+    from safetensors.numpy import save_file
+
+    from lsg_edge.speech.weights import _hf_table, read_safetensors
+
+    ct2 = read_ct2_model(assemble_ct2("tiny.en") / "model.bin")
+    dims = ct2.dims
+    hf = {}
+    for name, source in _hf_table(dims.n_encoder_layers, dims.n_decoder_layers).items():
+        if source.endswith("k_proj.bias"):
+            continue  # Hugging Face Whisper has no key bias
+        hf["model." + source] = ct2.tensors[name].astype(np.float16)
+    save_file(hf, str(tmp_path / "model.safetensors"))
+    ours = read_safetensors(tmp_path / "model.safetensors")
+    assert ours.dims == dims
+    assert set(ours.tensors) == set(ct2.tensors)
+    for name, tensor in ct2.tensors.items():
+        np.testing.assert_array_equal(ours.tensors[name], tensor, err_msg=name)
