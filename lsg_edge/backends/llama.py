@@ -9,15 +9,23 @@ longest common prefix with that list, removes the rest from the cache and evalua
 suffix; logits rows already computed for kept positions are served from memory. With
 `reuse_cache=False` every request starts from an empty cache — the straightforward path that the
 equivalence tests compare against.
+
+Embedding input (audio-LLMs, issue #7): a sequence may hold `EmbeddingRow` items — one input
+vector of an `EmbeddingBlock` (e.g. an audio encoder's output) in the place of a token. They are
+evaluated through llama.cpp's embedding batches (`llama_batch_init(n, n_embd, 1)`) and take part
+in prefix reuse like tokens: two rows are equal when their blocks hold the same values (a digest)
+and their indices match.
 """
 
 from __future__ import annotations
 
 import ctypes
 import functools
+import hashlib
+import itertools
 import os
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -27,7 +35,16 @@ from ..device import DEVICES, LlamaBuild, LlamaDevice, LlamaPlacement, resolve_l
 from ..errors import ModelError, OptionsError
 from .base import common_prefix_length
 
-__all__ = ["LlamaOptions", "LlamaModel", "LlamaContext", "ContextOverflow", "default_threads", "llama_build"]
+__all__ = [
+    "LlamaOptions",
+    "LlamaModel",
+    "LlamaContext",
+    "ContextOverflow",
+    "EmbeddingBlock",
+    "EmbeddingRow",
+    "default_threads",
+    "llama_build",
+]
 
 _GGUF_MAGIC = b"GGUF"
 # Rows of logits a context keeps for reuse (1 MiB each with Gemma's 262k vocabulary).
@@ -69,6 +86,48 @@ class LlamaOptions:
 
 class ContextOverflow(ModelError):
     """A request needs more tokens than the context holds."""
+
+
+@dataclass(frozen=True, eq=False)
+class EmbeddingBlock:
+    """Input vectors fed in the place of tokens, float32 [n, n_embd] (e.g. audio embeddings).
+
+    `key` is a digest of shape and values: blocks with equal vectors are interchangeable in a
+    context's KV cache, whichever object they come from (object ids can be reused after garbage
+    collection; digests cannot mislead that way).
+    """
+
+    vectors: np.ndarray
+    key: bytes = field(init=False)
+
+    def __post_init__(self) -> None:
+        vectors = np.ascontiguousarray(self.vectors, dtype=np.float32)
+        if vectors.ndim != 2:
+            raise ValueError(f"an embedding block is [n, n_embd], got shape {vectors.shape}")
+        vectors.setflags(write=False)  # the digest must keep describing the values
+        digest = hashlib.blake2b(repr(vectors.shape).encode() + vectors.tobytes(), digest_size=16).digest()
+        object.__setattr__(self, "vectors", vectors)
+        object.__setattr__(self, "key", digest)
+
+    def __len__(self) -> int:
+        return self.vectors.shape[0]
+
+    @property
+    def n_embd(self) -> int:
+        return self.vectors.shape[1]
+
+    def rows(self) -> list["EmbeddingRow"]:
+        """One sequence item per vector, in order."""
+        return [EmbeddingRow(self.key, i, self) for i in range(len(self))]
+
+
+@dataclass(frozen=True)
+class EmbeddingRow:
+    """Vector `index` of `block`, as one item of a context's sequence (equal by digest and index)."""
+
+    key: bytes
+    index: int
+    block: EmbeddingBlock = field(compare=False, repr=False)
 
 
 def _llama_cpp():
@@ -296,14 +355,16 @@ class LlamaContext:
         self._n_batch = options.n_batch_tokens
         self._reuse = options.reuse_cache
         self._batch = llama_cpp.llama_batch_init(self._n_batch, 0, 1)
-        self._tokens: list[int] = []  # what the KV cache holds, in order
+        self._n_embd = model.n_embd
+        self._embd_batch = None  # llama_batch_init(n_batch, n_embd, 1), made on first embedding input
+        self._tokens: list[int | EmbeddingRow] = []  # what the KV cache holds, in order
         self._rows: dict[int, np.ndarray] = {}  # position → logits after tokens[: position + 1]
         self.n_decode_calls = 0
         self.n_tokens_evaluated = 0
         self._closed = False
 
-    def logits_at(self, tokens: Sequence[int], positions: Sequence[int]) -> np.ndarray:
-        """See `base.ScoringContext.logits_at`."""
+    def logits_at(self, tokens: Sequence[int | EmbeddingRow], positions: Sequence[int]) -> np.ndarray:
+        """See `base.ScoringContext.logits_at`; items may also be `EmbeddingRow`s (module docstring)."""
         tokens = list(tokens)
         positions = list(positions)
         if len(tokens) > self.n_ctx:
@@ -333,17 +394,21 @@ class LlamaContext:
             del self._tokens[start:]
         self._rows = {p: r for p, r in self._rows.items() if p < start}
 
-    def _evaluate(self, tokens: list[int], start: int, want: set[int]) -> None:
+    def _evaluate(self, tokens: list[int | EmbeddingRow], start: int, want: set[int]) -> None:
         """Evaluate tokens[start:] (the cache holds tokens[:start]); keep logits at `want`."""
         start = len(self._tokens)  # _forget may have had to clear more than asked
-        batch = self._batch
-        for chunk_start in range(start, len(tokens), self._n_batch):
-            chunk = tokens[chunk_start : chunk_start + self._n_batch]
+        for chunk_start, chunk in _chunks(tokens, start, self._n_batch):
+            # A llama_batch carries either token ids or vectors, so each chunk is of one kind.
+            if isinstance(chunk[0], EmbeddingRow):
+                batch = self._embedding_batch(chunk)
+            else:
+                batch = self._batch
+                for i, token in enumerate(chunk):
+                    batch.token[i] = token
             batch.n_tokens = len(chunk)
             flagged = []
-            for i, token in enumerate(chunk):
+            for i in range(len(chunk)):
                 position = chunk_start + i
-                batch.token[i] = token
                 batch.pos[i] = position
                 batch.n_seq_id[i] = 1
                 batch.seq_id[i][0] = 0
@@ -362,6 +427,16 @@ class LlamaContext:
                 pointer = self._lib.llama_get_logits_ith(self._context.ctx, i)
                 self._rows[position] = np.ctypeslib.as_array(pointer, shape=(self.n_vocab,)).copy()
 
+    def _embedding_batch(self, rows: list[EmbeddingRow]):
+        """The embedding batch, filled with the vectors of `rows`."""
+        vectors = np.stack([row.block.vectors[row.index] for row in rows])
+        if vectors.shape[1] != self._n_embd:
+            raise ModelError(f"embedding input of width {vectors.shape[1]} for a model of width {self._n_embd}")
+        if self._embd_batch is None:
+            self._embd_batch = self._lib.llama_batch_init(self._n_batch, self._n_embd, 1)
+        ctypes.memmove(self._embd_batch.embd, vectors.ctypes.data, vectors.nbytes)
+        return self._embd_batch
+
     def _evict(self, keep_positions: set[int]) -> None:
         if len(self._rows) > _MAX_REMEMBERED_ROWS:
             extra = sorted(p for p in self._rows if p not in keep_positions)
@@ -373,4 +448,17 @@ class LlamaContext:
             return
         self._closed = True
         self._lib.llama_batch_free(self._batch)
+        if self._embd_batch is not None:
+            self._lib.llama_batch_free(self._embd_batch)
         self._context.close()
+
+
+def _chunks(items: list, start: int, size: int):
+    """(offset, run) pairs covering items[start:]: runs of at most `size` items, all token ids or all
+    `EmbeddingRow`s."""
+    offset = start
+    for _, run in itertools.groupby(items[start:], key=lambda item: isinstance(item, EmbeddingRow)):
+        run = list(run)
+        for k in range(0, len(run), size):
+            yield offset + k, run[k : k + size]
+        offset += len(run)
