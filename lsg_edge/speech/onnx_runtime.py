@@ -17,7 +17,7 @@ from ..device import check_onnx_providers, onnx_providers
 from ..errors import ModelError, OptionsError
 from .onnx_export import DECODER_FILE, ENCODER_FILE
 
-__all__ = ["RuntimeOptions", "EncodedAudio", "WhisperRuntime", "quantize_int8"]
+__all__ = ["RuntimeOptions", "EncodedAudio", "WhisperRuntime", "quantize_int8", "open_session"]
 
 
 @dataclass(frozen=True)
@@ -147,3 +147,29 @@ def _quantize_files(quantize_dynamic, QuantType, source_dir: Path, target_dir: P
             partial.unlink(missing_ok=True)
             raise ModelError(f"int8 quantization of {source_dir / name} failed: {e}") from e
         os.replace(partial, Path(target_dir) / name)
+
+
+def open_session(path: Path, options: RuntimeOptions, what: str):
+    """An onnxruntime InferenceSession for one more graph (issue #7: an audio-LLM's audio encoder),
+    created with the same explicit options as Whisper's: fixed threads, full graph optimisation,
+    errors-only logging, providers from lsg_edge.device and checked after creation. `what` names
+    the graph in error messages."""
+    try:
+        import onnxruntime as ort
+    except ImportError as e:  # pragma: no cover - a dependency of the package
+        raise ModelError("onnxruntime is not installed: pip install onnxruntime") from e
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{what} not found: {path}")
+    session_options = ort.SessionOptions()
+    session_options.intra_op_num_threads = options.n_threads or max(1, min(4, os.cpu_count() or 1))
+    session_options.inter_op_num_threads = 1
+    session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    session_options.log_severity_level = 3
+    providers = onnx_providers(options.device)
+    try:
+        session = ort.InferenceSession(str(path), sess_options=session_options, providers=providers)
+    except Exception as e:  # onnxruntime raises its own exception types for bad files
+        raise ModelError(f"onnxruntime cannot load the {what} {path}: {e}") from e
+    check_onnx_providers(providers, session.get_providers(), what)
+    return session
