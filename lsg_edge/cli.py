@@ -103,9 +103,9 @@ def policy_options(function: Callable[..., Any]) -> Callable[..., Any]:
                      help="paper: KL(P_cur‖P_base); code: KL(P_base‖P_cur) as ictnlp/LSG."),
         click.option("--draft-tokens", type=int, help="Tokens drafted per decision."),
         click.option("--threads", type=int, help="CPU threads for llama.cpp."),
-        click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "metal"]), default="auto",
-                     show_default=True,
-                     help="Where the LLM runs; auto = the GPU if this llama.cpp build offloads, else the CPU. "
+        click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "metal"]),
+                     help="Where the LLM runs (default: the manifest's, normally auto); auto = the GPU if "
+                          "this llama.cpp build offloads, else the CPU. "
                           "A device the build lacks is an error, never a silent CPU fallback."),
         click.option("--n-gpu-layers", type=int,
                      help="Layers offloaded to the GPU (-1: all; default: all on cuda/metal, 0 on cpu)."),
@@ -123,7 +123,9 @@ def load_engine(model_path, manifest, lora_path, threads, device, n_gpu_layers, 
 
     if manifest is None:
         manifest = GENERIC_TEXT_MANIFEST if model_path else DEFAULT_TEXT_MANIFEST
-    overrides: dict[str, Any] = {"device": device}
+    overrides: dict[str, Any] = {}
+    if device is not None:
+        overrides["device"] = device
     if threads is not None:
         overrides["n_threads"] = threads
     if n_gpu_layers is not None:

@@ -41,6 +41,7 @@ class ModelManifest:
     package_file: str | None = None  # file name of the assembled GGUF in the cache
     prompt_style: str = "few-shot"  # "few-shot" (base models), "chat" (the GGUF's template) or "auto"
     n_ctx_tokens: int = 2048  # context length per llama.cpp context, tokens
+    device: str = "auto"  # where the LLM runs unless --device says otherwise: auto|cpu|cuda|metal
     policy: dict[str, dict[str, Any]] = field(default_factory=dict)  # "default" / "de-en" → settings
 
     def __post_init__(self) -> None:
@@ -100,6 +101,7 @@ def _from_toml(data: dict[str, Any], where: str, base_dir: Path | None) -> Model
             package_file=weights.get("package_file"),
             prompt_style=data.get("prompt", {}).get("style", "few-shot"),
             n_ctx_tokens=int(data.get("runtime", {}).get("n_ctx_tokens", 2048)),
+            device=data.get("runtime", {}).get("device", "auto"),
             policy={k: dict(v) for k, v in data.get("policy", {}).items()},
         )
     except KeyError as e:

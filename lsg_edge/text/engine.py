@@ -64,7 +64,7 @@ class TranslationEngine:
         if model_path is not None:
             manifest = manifest.with_gguf(Path(model_path))
         path = resolve_gguf(manifest)
-        options = LlamaOptions(model_path=path, n_ctx_tokens=manifest.n_ctx_tokens)
+        options = LlamaOptions(model_path=path, n_ctx_tokens=manifest.n_ctx_tokens, device=manifest.device)
         try:
             options = replace(options, **llama_overrides)
         except TypeError as e:
