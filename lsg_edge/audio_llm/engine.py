@@ -1,0 +1,186 @@
+"""The audio-LLM engine: one audio encoder and one GGUF LLM, shared by any number of sessions.
+
+It offers what the speech policies and `AsrSession` use from an engine (`encode`, `new_context`,
+`prompt`, `vocab`, `n_text_ctx`), so the same LSG, LocalAgreement-2 and offline window policies,
+VAD windows and loop guards run on an audio-LLM as on Whisper:
+
+    with AudioLlmEngine.load("models/qwen2-audio.toml") as engine:
+        session = AsrSession(engine, SessionOptions(language="fr", task="translate",
+                                                    policy=engine.policy_options()))
+        for block in blocks:                        # float32 mono 16 kHz
+            for commit in session.push(block): ...
+        for commit in session.finish(): ...
+
+Each policy context is a llama.cpp context whose sequence is: prompt head, the audio's embedding
+rows (the full prefix, or the wait-1 prefix of i+1 segments), prompt tail, committed and drafted
+tokens. Both contexts keep their KV cache for the longest common prefix (backends/llama.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..backends.base import greedy_draft
+from ..backends.llama import EmbeddingBlock, LlamaContext, LlamaModel, LlamaOptions, LlamaVocabulary
+from ..errors import ModelError, OptionsError
+from ..speech.features import SAMPLE_RATE_HZ
+from ..speech.loops import token_budget, trim_repetition
+from ..speech.onnx_runtime import RuntimeOptions
+from ..speech.policies import SpeechPolicyOptions
+from .encoder import AudioEncoder
+from .manifest import AudioLlmManifest, load_audio_llm_manifest
+from .prompt import AUDIO_SLOT_TOKEN, build_prompt, stop_tokens
+
+__all__ = ["AudioLlmOptions", "AudioLlmEngine", "AudioLlmContext", "AudioLlmVocabulary"]
+
+
+@dataclass(frozen=True)
+class AudioLlmOptions:
+    """Runtime choices for an audio-LLM (the model itself comes from the manifest)."""
+
+    n_threads: int = 0  # llama.cpp and onnxruntime threads; 0 = every core up to 4
+    device: str = "auto"  # "auto" | "cpu" | "cuda" | "metal", for both parts (lsg_edge.device)
+    n_ctx_tokens: int = 0  # per llama.cpp context, tokens (audio rows count); 0 = the manifest's
+    reuse_cache: bool = True  # keep KV caches across requests (False: recompute; for equivalence tests)
+    f32_attention: bool = False  # F32 KV cache, no flash attention (parity checks)
+
+    def __post_init__(self) -> None:
+        if self.n_threads < 0:
+            raise OptionsError(f"--threads must be positive, got {self.n_threads}")
+        if self.n_ctx_tokens < 0:
+            raise OptionsError(f"--n-ctx must be positive, got {self.n_ctx_tokens}")
+
+
+class AudioLlmVocabulary:
+    """The GGUF's tokenizer, with the manifest's stop tokens counted as end of generation."""
+
+    def __init__(self, vocab: LlamaVocabulary, stops: frozenset[int]) -> None:
+        self._vocab = vocab
+        self._stops = stops
+        self.n_vocab = vocab.n_vocab
+
+    def tokenize(self, text: str, *, add_bos: bool) -> list[int]:
+        return self._vocab.tokenize(text, add_bos=add_bos)
+
+    def piece(self, token: int) -> bytes:
+        return self._vocab.piece(token)
+
+    def text(self, tokens: Sequence[int]) -> str:
+        return b"".join(self._vocab.piece(t) for t in tokens).decode("utf-8", errors="replace")
+
+    def is_end_of_generation(self, token: int) -> bool:
+        return token in self._stops or self._vocab.is_end_of_generation(token)
+
+
+class AudioLlmContext:
+    """A llama.cpp context over prompts that hold AUDIO_SLOT_TOKEN; `set_audio` chooses the
+    embeddings the slot stands for. Positions are those of the caller's token list (the slot
+    counts as one), mapped onto the expanded sequence."""
+
+    def __init__(self, context: LlamaContext) -> None:
+        self._context = context
+        self._rows: list | None = None
+
+    def set_audio(self, audio: EmbeddingBlock) -> None:
+        self._rows = audio.rows()
+
+    def logits_at(self, tokens: Sequence[int], positions: Sequence[int]) -> np.ndarray:
+        """See `base.ScoringContext.logits_at`."""
+        if self._rows is None:
+            raise RuntimeError("set_audio() before logits_at()")
+        tokens = list(tokens)
+        try:
+            slot = tokens.index(AUDIO_SLOT_TOKEN)
+        except ValueError:
+            raise ValueError("the token list holds no audio slot (a prompt from AudioLlmEngine.prompt)") from None
+        shift = len(self._rows) - 1
+        sequence = tokens[:slot] + self._rows + tokens[slot + 1 :]
+        return self._context.logits_at(sequence, [p + shift if p >= slot else p for p in positions])
+
+
+class AudioLlmEngine:
+    """Resources of one audio-LLM (see module docstring); `close()` frees them, `with` works."""
+
+    def __init__(self, manifest: AudioLlmManifest, options: AudioLlmOptions = AudioLlmOptions()) -> None:
+        self.manifest = manifest
+        self.options = options
+        # The encoder first: a width mismatch is found before the (large) GGUF is mapped.
+        self.encoder = AudioEncoder(manifest.encoder, RuntimeOptions(n_threads=options.n_threads, device=options.device))
+        self.llm = LlamaModel(LlamaOptions(
+            model_path=manifest.gguf_path,
+            n_ctx_tokens=options.n_ctx_tokens or manifest.n_ctx_tokens,
+            n_threads=options.n_threads,
+            device=options.device,
+            reuse_cache=options.reuse_cache,
+            f32_attention=options.f32_attention,
+        ))
+        try:
+            self._check_width(self.encoder.n_embd)
+            self.vocab = AudioLlmVocabulary(self.llm.vocab, stop_tokens(manifest.prompt, self.llm.vocab))
+        except Exception:
+            self.llm.close()
+            raise
+        # What the speech policies cap drafts by (half of it); the audio rows count against the
+        # same llama.cpp context, which raises ContextOverflow if a window does not fit.
+        self.n_text_ctx = self.llm.options.n_ctx_tokens
+        self._offline: AudioLlmContext | None = None
+
+    @classmethod
+    def load(cls, manifest: str | Path | AudioLlmManifest, options: AudioLlmOptions = AudioLlmOptions(),
+             **overrides: Any) -> "AudioLlmEngine":
+        """Load the models a manifest (a path, or a loaded one) names; `overrides` set option fields."""
+        if not isinstance(manifest, AudioLlmManifest):
+            manifest = load_audio_llm_manifest(manifest)
+        if overrides:
+            options = AudioLlmOptions(**{**options.__dict__, **overrides})
+        return cls(manifest, options)
+
+    def _check_width(self, width: int | None) -> None:
+        if width is not None and width != self.llm.n_embd:
+            raise ModelError(f"audio encoder {self.manifest.encoder.onnx_path} gives embeddings of width {width}, "
+                             f"but the LLM {self.manifest.gguf_path} has width {self.llm.n_embd} (mismatched pair?)")
+
+    # --- what the speech policies and sessions use ----------------------------------------------
+
+    def encode(self, audio: np.ndarray, sample_rate_hz: int = SAMPLE_RATE_HZ) -> EmbeddingBlock:
+        """Audio embeddings of float32 mono `audio`, [n, n_embd]."""
+        block = self.encoder(audio, sample_rate_hz)
+        self._check_width(block.n_embd)
+        return block
+
+    def new_context(self, prompt: list[int]) -> AudioLlmContext:
+        if prompt.count(AUDIO_SLOT_TOKEN) != 1:
+            raise ValueError("an audio-LLM prompt holds the audio slot exactly once")
+        return AudioLlmContext(self.llm.new_context())
+
+    def prompt(self, language: str | None, task: str) -> list[int]:
+        """Prompt tokens for `task` ("transcribe", "translate", or the manifest's own), spoken `language`."""
+        return build_prompt(self.manifest.prompt, self.vocab, language, task)
+
+    def policy_options(self, **overrides: Any) -> SpeechPolicyOptions:
+        """The manifest's recommended policy settings, then `overrides`."""
+        return self.manifest.policy_options(**overrides)
+
+    def transcribe(self, audio: np.ndarray, language: str | None = None, task: str = "transcribe") -> str:
+        """Greedy offline output for one window of `audio` (float32, 16 kHz)."""
+        prompt = self.prompt(language, task)
+        if self._offline is None:  # one context for every call: each holds a KV cache of n_ctx
+            self._offline = self.new_context(prompt)
+        context = self._offline
+        context.set_audio(self.encode(audio))
+        budget = min(self.n_text_ctx // 2, token_budget(audio.size, SAMPLE_RATE_HZ))
+        draft = greedy_draft(context, prompt, budget, self.vocab.is_end_of_generation)
+        return self.vocab.text(trim_repetition(draft.tokens)).strip()
+
+    def close(self) -> None:
+        self.llm.close()
+
+    def __enter__(self) -> "AudioLlmEngine":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
