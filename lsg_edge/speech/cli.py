@@ -53,10 +53,13 @@ __all__ = ["asr_command"]
 @click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
               help="int8: quantized weights, ~1.5x faster on CPU (converted once into the cache).")
 @click.option("--threads", type=int, default=0, help="onnxruntime threads (default: cores, up to 4).")
+@click.option("--manifest", type=click.Path(dir_okay=False, path_type=Path),
+              help="Audio-LLM manifest (TOML): ONNX audio encoder + GGUF LLM instead of Whisper.")
 def asr_command(audio: Path | None, mic: bool, device: str | None, realtime: bool, as_json: bool, model: str,
                 task: str, language: str | None, policy: str, segment_ms: int, delta: float, alpha: float,
                 low_bound: int, top_bound: int, words_per_segment: int, kl_direction: str, draft_tokens: int,
-                encoder_window: str, min_silence_ms: int, precision: str, threads: int) -> None:
+                encoder_window: str, min_silence_ms: int, precision: str, threads: int,
+                manifest: Path | None) -> None:
     """Stream speech recognition (or X→English translation) with LSG, from AUDIO or --mic."""
     from .audio_io import MicrophoneStream, file_blocks, read_audio
     from .engine import SpeechEngine
@@ -77,8 +80,15 @@ def asr_command(audio: Path | None, mic: bool, device: str | None, realtime: boo
     else:
         samples = read_audio(audio)  # read before loading the model: a bad file fails fast
         blocks = file_blocks(samples, realtime=realtime)
-    engine = SpeechEngine.load(model, RuntimeOptions(n_threads=threads), EncoderOptions(window=encoder_window),
-                               precision=precision)
+    if manifest is not None:
+        # Issue #7 hook: an audio-LLM (lsg_edge/audio_llm) stands in for Whisper behind the same
+        # engine surface; its manifest supplies the policy settings not given as flags.
+        from ..audio_llm.cli import load_for_asr
+
+        engine, options = load_for_asr(manifest, options, threads)
+    else:
+        engine = SpeechEngine.load(model, RuntimeOptions(n_threads=threads), EncoderOptions(window=encoder_window),
+                                   precision=precision)
     session = AsrSession(engine, options)
     if mic:
         click.echo("lsg-edge: listening (Ctrl-C to stop)", err=True)

@@ -1,0 +1,32 @@
+"""What `lsg-edge asr --manifest X.toml` needs from this package (the asr command stays in
+lsg_edge/speech/cli.py; its hook calls `load_for_asr`)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import click
+
+from ..speech.policies import SpeechPolicyOptions
+from ..speech.session import SessionOptions
+from .engine import AudioLlmEngine, AudioLlmOptions
+
+__all__ = ["load_for_asr"]
+
+# SpeechPolicyOptions field → the asr command's parameter that sets it.
+_POLICY_FLAGS = {field: "policy" if field == "name" else field for field in SpeechPolicyOptions.__dataclass_fields__}
+
+
+def load_for_asr(manifest: Path, options: SessionOptions, threads: int,
+                 ctx: click.Context | None = None) -> tuple[AudioLlmEngine, SessionOptions]:
+    """The engine a manifest names, and the session options with the manifest's recommended policy
+    settings in place of every policy flag the user did not give on the command line."""
+    engine = AudioLlmEngine.load(manifest, AudioLlmOptions(n_threads=threads))
+    ctx = ctx or click.get_current_context(silent=True)
+    given = {}
+    for field, parameter in _POLICY_FLAGS.items():
+        source = ctx.get_parameter_source(parameter) if ctx is not None else None
+        if source is not None and source != click.core.ParameterSource.DEFAULT:
+            given[field] = getattr(options.policy, field)
+    return engine, replace(options, policy=engine.policy_options(**given))
