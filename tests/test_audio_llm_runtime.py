@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from audio_llm_tiny import TEMPLATE, reference_encoder, write_tiny_audio_llm
+from test_audio_llm_tiny import TEMPLATE, reference_encoder, write_tiny_audio_llm
 from test_convert_tiny_models import F32_LOGITS_ATOL, make_hf_weights, max_abs_diff, reference_logits, tiny_spec, write_tiny_gguf
 
 from lsg_edge.audio_llm import AudioLlmEngine, load_audio_llm_manifest
