@@ -108,7 +108,7 @@ class AudioLlmEngine:
     def __init__(self, manifest: AudioLlmManifest, options: AudioLlmOptions = AudioLlmOptions()) -> None:
         self.manifest = manifest
         self.options = options
-        # The encoder first: a width mismatch is found before the (large) GGUF is mapped.
+        # The encoder first: a missing or malformed graph fails before the (large) GGUF is mapped.
         self.encoder = AudioEncoder(manifest.encoder, RuntimeOptions(n_threads=options.n_threads, device=options.device))
         self.llm = LlamaModel(LlamaOptions(
             model_path=manifest.gguf_path,
