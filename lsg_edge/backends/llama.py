@@ -361,6 +361,7 @@ class LlamaContext:
         self._rows: dict[int, np.ndarray] = {}  # position → logits after tokens[: position + 1]
         self.n_decode_calls = 0
         self.n_tokens_evaluated = 0
+        self.n_logits_rows = 0  # output rows computed (each costs a vocabulary-sized matmul)
         self._closed = False
 
     def logits_at(self, tokens: Sequence[int | EmbeddingRow], positions: Sequence[int]) -> np.ndarray:
@@ -378,7 +379,8 @@ class LlamaContext:
         start = min([keep, *missing]) if missing else keep
         if missing or start < len(self._tokens):
             self._forget(start)
-            self._evaluate(tokens, start, set(missing))
+            # Everything from `start` on is evaluated again, remembered rows there included.
+            self._evaluate(tokens, start, {p for p in positions if p >= len(self._tokens)})
         out = np.stack([self._rows[p] for p in positions]) if positions else np.zeros((0, self.n_vocab), np.float32)
         self._evict(keep_positions=set(positions))
         return out
@@ -422,6 +424,7 @@ class LlamaContext:
                 raise ModelError(f"llama_decode failed with code {code}")
             self.n_decode_calls += 1
             self.n_tokens_evaluated += len(chunk)
+            self.n_logits_rows += len(flagged)
             self._tokens.extend(chunk)
             for i, position in flagged:
                 pointer = self._lib.llama_get_logits_ith(self._context.ctx, i)

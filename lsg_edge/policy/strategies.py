@@ -33,8 +33,10 @@ class DecisionView(Protocol):
         """Greedy draft from the full prefix, long enough to show `max_words` whole words."""
         ...
 
-    def baseline_logits(self, draft: Draft) -> np.ndarray:
-        """Logits of the wait-1 baseline teacher-forced on `draft`, float32 [len(draft.tokens), vocab]."""
+    def baseline_logits(self, draft: Draft, positions: list[int]) -> np.ndarray | None:
+        """Logits of the wait-1 baseline teacher-forced on `draft`, at draft `positions`:
+        float32 [len(positions), vocab]. None when the baseline prefix *is* the full prefix (the
+        policy has caught up with the source), so P_base = P_cur."""
         ...
 
     def pieces(self, tokens: list[int]) -> list[str]:
@@ -66,13 +68,7 @@ class LsgPolicy(Policy):
         if not draft.tokens:
             return 0
         starts = word_starts(view.pieces(draft.tokens), view.at_target_start)
-        passes = write_test(
-            log_softmax(draft.logits),
-            log_softmax(view.baseline_logits(draft)),
-            o.delta,
-            o.alpha,
-            o.kl_direction,
-        )
+        passes = self._write_test(view, draft, n_testable=_tokens_in_words(starts, allowed))
         cut, _ = cut_at_words(
             starts,
             leading_run(passes),
@@ -84,6 +80,29 @@ class LsgPolicy(Policy):
             # A due word longer than the whole draft: write what there is rather than stall.
             cut = len(draft.tokens)
         return cut
+
+
+    def _write_test(self, view: DecisionView, draft: Draft, n_testable: int) -> np.ndarray:
+        """`decision.write_test` over the first `n_testable` draft positions (later ones cannot be
+        committed now), asking the baseline only where it can change the answer: a position whose
+        P_cur already passes the confidence test needs no P_base, and each baseline row costs a
+        vocabulary-sized matmul."""
+        o = self.options
+        cur = log_softmax(draft.logits[:n_testable])
+        passes = np.exp(cur.max(axis=-1)) > o.alpha
+        unsure = [int(k) for k in np.flatnonzero(~passes)]
+        if unsure:
+            base = view.baseline_logits(draft, unsure)
+            if base is not None:
+                passes[unsure] = write_test(cur[unsure], log_softmax(base), o.delta, o.alpha, o.kl_direction)
+            # else P_base = P_cur: the KL is zero, and the confidence test has already failed.
+        return passes
+
+
+def _tokens_in_words(starts: np.ndarray, n_words: int) -> int:
+    """Tokens of a draft up to (not including) the start of word n_words + 1."""
+    later = np.flatnonzero(starts[1:])[n_words - 1 :] if n_words > 0 else np.array([-1])
+    return int(later[0]) + 1 if later.size else int(starts.size)
 
 
 class WaitKPolicy(Policy):

@@ -115,13 +115,15 @@ class TranslationEngine:
 
     @property
     def counters(self) -> dict[str, int]:
-        """llama_decode calls and tokens evaluated so far, per context."""
+        """llama_decode calls, tokens evaluated and logits rows computed so far, per context."""
         baseline = self._baseline_context
         return {
             "full_decode_calls": self.full_context.n_decode_calls,
             "full_tokens": self.full_context.n_tokens_evaluated,
+            "full_logits_rows": self.full_context.n_logits_rows,
             "baseline_decode_calls": baseline.n_decode_calls if baseline else 0,
             "baseline_tokens": baseline.n_tokens_evaluated if baseline else 0,
+            "baseline_logits_rows": baseline.n_logits_rows if baseline else 0,
         }
 
     def close(self) -> None:

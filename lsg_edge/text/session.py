@@ -8,6 +8,7 @@ the wait-1 baseline. Committed text is final: it is never retracted or revised.
 from __future__ import annotations
 
 import codecs
+import functools
 import time
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
@@ -228,26 +229,41 @@ class _View:
 
     def draft(self, max_words: int) -> Draft:
         session = self._session
-        vocab = session._vocab
+        starts_word = lambda token: session._vocab.piece(token)[:1].isspace()  # noqa: E731
 
         def has_enough(tokens: list[int]) -> bool:
             # Stop once a token starts word max_words + 1: the first max_words are then whole.
-            return sum(vocab.piece(t)[:1].isspace() for t in tokens[1:]) >= max_words
+            return sum(map(starts_word, tokens[1:])) >= max_words
 
+        # The previous draft, cut where it would stop anyway, so that verifying it asks for no
+        # logits rows the policy cannot use.
+        guess = session._sentence.guess
+        for end in range(2, len(guess) + 1):
+            if has_enough(guess[:end]):
+                guess = guess[:end]
+                break
         self.last_draft = greedy_draft(
             session._full,
-            session._full_prefix(),
+            self.full_prefix,
             session.policy_options.draft_tokens,
             session._prompt.is_stop,
-            guess=session._sentence.guess,
+            guess=guess,
             should_stop=has_enough,
         )
         return self.last_draft
 
-    def baseline_logits(self, draft: Draft) -> np.ndarray:
-        prefix = self._session._baseline_prefix()
+    def baseline_logits(self, draft: Draft, positions: list[int]) -> np.ndarray | None:
+        session = self._session
+        prefix = session._baseline_prefix()
+        if prefix == self.full_prefix:
+            return None
         first = len(prefix) - 1
-        return self._session._baseline.logits_at(prefix + draft.tokens, range(first, first + len(draft.tokens)))
+        tokens = prefix + draft.tokens[: max(positions) + 1]
+        return session._baseline.logits_at(tokens, [first + k for k in positions])
+
+    @functools.cached_property
+    def full_prefix(self) -> list[int]:
+        return self._session._full_prefix()
 
     def pieces(self, tokens: list[int]) -> list[str]:
         return [self._session._vocab.piece(t).decode("utf-8", errors="replace") for t in tokens]
