@@ -5,6 +5,7 @@ the embedded default model, sentence-major (every setting on the same sentences 
 rewrites benchmarks/results/text_sweep/ after every chunk:
 
     nohup python benchmarks/text_sweep.py --limit 200 > /tmp/text_sweep.out 2>&1 &
+    python benchmarks/text_sweep.py --grid core --limit 100 --output /tmp/core   # issue 2's five rows
 
 The same run through the CLI:
 
@@ -24,12 +25,17 @@ from lsg_edge.evaluation.sweep import Setting, parse_sweep
 from lsg_edge.evaluation.text_run import read_parallel
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "wmt15-deen-dev"
-GRID = (
-    "offline",
-    "wait-k:k=1,3,5,7",
-    "local-agreement",
-    "lsg:L/U=1/4,3/4,5/6,7/6;delta=9.0;alpha=0.6",
-)
+GRIDS = {
+    # Issue 3: the field's comparison set.
+    "full": (
+        "offline",
+        "wait-k:k=1,3,5,7",
+        "local-agreement",
+        "lsg:L/U=1/4,3/4,5/6,7/6;delta=9.0;alpha=0.6",
+    ),
+    # Issue 2: the text core's acceptance benchmark (first 100 sentences).
+    "core": ("offline", "wait-k:k=3,5", "lsg:L/U=1/4,3/4;delta=9.0;alpha=0.6"),
+}
 
 
 def main() -> None:
@@ -39,6 +45,7 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=10, help="sentences per setting per round")
     parser.add_argument("--threads", type=int, default=0, help="llama.cpp threads (0: default)")
     parser.add_argument("--output", type=Path, default=Path(__file__).parent / "results" / "text_sweep")
+    parser.add_argument("--grid", choices=sorted(GRIDS), default="full", help="which settings to run")
     parser.add_argument("--plot-only", action="store_true", help="redraw the plot from --output's scores.json")
     args = parser.parse_args()
     if args.plot_only:
@@ -52,7 +59,7 @@ def main() -> None:
         return
 
     pairs = read_parallel(args.data / "de.txt", args.data / "en.txt", limit=args.limit)
-    settings: list[Setting] = [s for spec in GRID for s in parse_sweep(spec)]
+    settings: list[Setting] = [s for spec in GRIDS[args.grid] for s in parse_sweep(spec)]
     engine = TranslationEngine.load(**({"n_threads": args.threads} if args.threads else {}))
     base = engine.policy_options("de", "en")
     rows = evaluate_text(engine, pairs, settings, base, args.output,
