@@ -55,9 +55,11 @@ def test_export_matches_pytorch_and_runs_in_the_runtime(tmp_path: Path) -> None:
     conv = (frames - 1) // 2 + 1
     mask = torch.zeros(1, 1, N_POSITIONS, N_POSITIONS)
     mask[..., conv:] = torch.finfo(torch.float32).min
+    # transformers ≥ 5 nests the towers under `.model`; 4.x keeps them on the top-level module.
+    parts = model if hasattr(model, "audio_tower") else model.model
     with torch.no_grad():
-        hidden = model.audio_tower(mel, attention_mask=mask).last_hidden_state
-        want = model.multi_modal_projector(hidden)[0, : (conv - 2) // 2 + 1].numpy()
+        hidden = parts.audio_tower(mel, attention_mask=mask).last_hidden_state
+        want = parts.multi_modal_projector(hidden)[0, : (conv - 2) // 2 + 1].numpy()
     assert got.shape == want.shape == (15, 48)
     assert np.max(np.abs(got - want)) <= 1e-3 * max(1.0, np.abs(want).max())
 
