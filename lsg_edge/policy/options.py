@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from ..errors import OptionsError
 from .decision import KL_DIRECTIONS
 
-__all__ = ["PolicyOptions", "POLICY_NAMES"]
+__all__ = ["PolicyOptions", "POLICY_NAMES", "check_lsg_parameters"]
 
 POLICY_NAMES = ("lsg", "wait-k", "offline", "local-agreement")
 
@@ -28,16 +28,24 @@ class PolicyOptions:
     def __post_init__(self) -> None:
         if self.name not in POLICY_NAMES:
             raise OptionsError(f"--policy must be one of {', '.join(POLICY_NAMES)}, got {self.name!r}")
-        if self.kl_direction not in KL_DIRECTIONS:
-            raise OptionsError(
-                f"--kl-direction must be one of {', '.join(KL_DIRECTIONS)}, got {self.kl_direction!r}"
-            )
-        for flag, value in (("--k", self.k), ("--low-bound", self.low_bound), ("--draft-tokens", self.draft_tokens)):
-            if value < 1:
-                raise OptionsError(f"{flag} must be at least 1, got {value}")
-        if self.top_bound < 0:
-            raise OptionsError(f"--top-bound must be at least 0, got {self.top_bound}")
-        if not 0.0 <= self.alpha <= 1.0:
-            raise OptionsError(f"--alpha must be a probability in [0, 1], got {self.alpha}")
-        if self.delta < 0.0:
-            raise OptionsError(f"--delta must be non-negative, got {self.delta}")
+        check_lsg_parameters(self.delta, self.alpha, self.low_bound, self.top_bound, self.kl_direction, self.draft_tokens)
+        if self.k < 1:
+            raise OptionsError(f"--k must be at least 1, got {self.k}")
+
+
+def check_lsg_parameters(
+    delta: float, alpha: float, low_bound: int, top_bound: int, kl_direction: str, draft_tokens: int
+) -> None:
+    """Raise OptionsError, naming the flag, for LSG parameters outside their domain (shared by the
+    text and speech policy options)."""
+    if kl_direction not in KL_DIRECTIONS:
+        raise OptionsError(f"--kl-direction must be one of {', '.join(KL_DIRECTIONS)}, got {kl_direction!r}")
+    for flag, value in (("--low-bound", low_bound), ("--draft-tokens", draft_tokens)):
+        if value < 1:
+            raise OptionsError(f"{flag} must be at least 1, got {value}")
+    if top_bound < 0:
+        raise OptionsError(f"--top-bound must be at least 0, got {top_bound}")
+    if not 0.0 <= alpha <= 1.0:
+        raise OptionsError(f"--alpha must be a probability in [0, 1], got {alpha}")
+    if delta < 0.0:
+        raise OptionsError(f"--delta must be non-negative, got {delta}")

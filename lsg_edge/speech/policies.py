@@ -29,6 +29,7 @@ from ..backends.base import Draft, common_prefix_length, greedy_draft
 from ..errors import OptionsError
 from ..policy.bounds import words_allowed, words_required
 from ..policy.decision import leading_run, log_softmax, write_test
+from ..policy.options import check_lsg_parameters
 from ..policy.words import cut_at_words, word_starts
 from .engine import SpeechEngine
 from .features import SAMPLE_RATE_HZ
@@ -59,16 +60,9 @@ class SpeechPolicyOptions:
             raise OptionsError(f"--policy must be one of {', '.join(SPEECH_POLICIES)}, got {self.name!r}")
         if not 100 <= self.segment_ms <= 5000:
             raise OptionsError(f"--segment-ms must be within 100…5000, got {self.segment_ms}")
-        for flag, value in (("--low-bound", self.low_bound), ("--draft-tokens", self.draft_tokens),
-                            ("--words-per-segment", self.words_per_segment)):
-            if value < 1:
-                raise OptionsError(f"{flag} must be at least 1, got {value}")
-        if self.top_bound < 0:
-            raise OptionsError(f"--top-bound must be at least 0, got {self.top_bound}")
-        if not 0.0 <= self.alpha <= 1.0:
-            raise OptionsError(f"--alpha must be a probability in [0, 1], got {self.alpha}")
-        if self.kl_direction not in ("paper", "code"):
-            raise OptionsError(f"--kl-direction must be paper or code, got {self.kl_direction!r}")
+        check_lsg_parameters(self.delta, self.alpha, self.low_bound, self.top_bound, self.kl_direction, self.draft_tokens)
+        if self.words_per_segment < 1:
+            raise OptionsError(f"--words-per-segment must be at least 1, got {self.words_per_segment}")
 
     @property
     def segment_samples(self) -> int:
