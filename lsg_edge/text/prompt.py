@@ -81,7 +81,12 @@ class TranslationPrompt:
 
     def prefix_tokens(self, source_text: str) -> list[int]:
         """Tokens of everything before the target, with `source_text` as the source sentence."""
-        return self.vocab.tokenize(self._head + source_text + self._tail, add_bos=self._add_bos)
+        return list(self._tokenize_prefix(source_text))
+
+    @functools.lru_cache(maxsize=256)  # noqa: B019 - one prompt per session; the cache dies with it
+    def _tokenize_prefix(self, source_text: str) -> tuple[int, ...]:
+        # Each decision asks for the same few prefixes (full, wait-1, the cut check) several times.
+        return tuple(self.vocab.tokenize(self._head + source_text + self._tail, add_bos=self._add_bos))
 
     def is_stop(self, token: int) -> bool:
         """The target sentence ends: end of generation, or a line break (one sentence per line)."""
