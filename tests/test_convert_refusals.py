@@ -68,23 +68,23 @@ def test_adapter_for_a_deeper_model_is_refused(base: Path, tmp_path: Path) -> No
     _assert_refused(base, tmp_path / "lora", message)
 
 
-def test_unknown_module_is_refused(base: Path, tmp_path: Path) -> None:
-    folder = tmp_path / "lora"
+def _adapter_with_extra_module(folder: Path, module: str, n_out: int) -> Path:
+    """A valid q_proj adapter plus rank-8 LoRA tensors for `module` (a PEFT module path)."""
     write_peft_adapter(tiny_spec("qwen2"), AdapterSpec(targets=("q_proj",)), folder)
     tensors = read_safetensors(folder / "adapter_model.safetensors")
-    tensors["base_model.model.model.layers.0.self_attn.rotary_gate.lora_A.weight"] = np.zeros((8, 64), np.float32)
-    tensors["base_model.model.model.layers.0.self_attn.rotary_gate.lora_B.weight"] = np.zeros((64, 8), np.float32)
+    tensors[f"base_model.model.{module}.lora_A.weight"] = np.zeros((8, 64), np.float32)
+    tensors[f"base_model.model.{module}.lora_B.weight"] = np.zeros((n_out, 8), np.float32)
     save_file(tensors, str(folder / "adapter_model.safetensors"))
+    return folder
+
+
+def test_unknown_module_is_refused(base: Path, tmp_path: Path) -> None:
+    folder = _adapter_with_extra_module(tmp_path / "lora", "model.layers.0.self_attn.rotary_gate", 64)
     _assert_refused(base, folder, "rotary_gate' has no counterpart")
 
 
 def test_lm_head_on_tied_embeddings_is_refused(base: Path, tmp_path: Path) -> None:
-    folder = tmp_path / "lora"
-    write_peft_adapter(tiny_spec("qwen2"), AdapterSpec(targets=("q_proj",)), folder)
-    tensors = read_safetensors(folder / "adapter_model.safetensors")
-    tensors["base_model.model.lm_head.lora_A.weight"] = np.zeros((8, 64), np.float32)
-    tensors["base_model.model.lm_head.lora_B.weight"] = np.zeros((320, 8), np.float32)
-    save_file(tensors, str(folder / "adapter_model.safetensors"))
+    folder = _adapter_with_extra_module(tmp_path / "lora", "lm_head", 320)
     _assert_refused(base, folder, "tied embeddings")
 
 

@@ -380,7 +380,7 @@ class LlamaContext:
         if missing or start < len(self._tokens):
             self._forget(start)
             # Everything from `start` on is evaluated again, remembered rows there included.
-            self._evaluate(tokens, start, {p for p in positions if p >= len(self._tokens)})
+            self._evaluate(tokens, {p for p in positions if p >= len(self._tokens)})
         out = np.stack([self._rows[p] for p in positions]) if positions else np.zeros((0, self.n_vocab), np.float32)
         self._evict(keep_positions=set(positions))
         return out
@@ -396,9 +396,10 @@ class LlamaContext:
             del self._tokens[start:]
         self._rows = {p: r for p, r in self._rows.items() if p < start}
 
-    def _evaluate(self, tokens: list[int | EmbeddingRow], start: int, want: set[int]) -> None:
-        """Evaluate tokens[start:] (the cache holds tokens[:start]); keep logits at `want`."""
-        start = len(self._tokens)  # _forget may have had to clear more than asked
+    def _evaluate(self, tokens: list[int | EmbeddingRow], want: set[int]) -> None:
+        """Evaluate what of `tokens` the cache does not hold yet (it holds a prefix of them, maybe
+        shorter than asked if `_forget` had to clear more); keep logits at positions `want`."""
+        start = len(self._tokens)
         for chunk_start, chunk in _chunks(tokens, start, self._n_batch):
             # A llama_batch carries either token ids or vectors, so each chunk is of one kind.
             if isinstance(chunk[0], EmbeddingRow):
