@@ -176,7 +176,7 @@ class ScriptedView:
         self.drafts += 1
         return self._draft
 
-    def baseline_logits(self, draft):  # pragma: no cover - LA never asks
+    def baseline_logits(self, tokens, positions):  # pragma: no cover - LA never asks
         raise AssertionError("LocalAgreement does not score under the baseline")
 
     def pieces(self, tokens):

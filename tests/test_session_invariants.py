@@ -5,10 +5,15 @@ never a write of word i before L+i-1 words are read; word i always written once 
 everything written by the end; nothing committed is ever changed.
 """
 
+import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lsg_edge.policy.bounds import words_allowed, words_required
+from lsg_edge.policy.decision import leading_run, log_softmax, write_test
 from lsg_edge.policy.options import PolicyOptions
+from lsg_edge.policy.strategies import LsgPolicy
+from lsg_edge.policy.words import cut_at_words, word_starts
 from lsg_edge.text.session import SessionOptions, TranslationSession
 from toy_model import ToyContext, ToyPrompt, ToyVocabulary
 
@@ -92,3 +97,70 @@ def test_offline_writes_nothing_before_the_end():
     assert all(session.push(f"s{j}") == [] for j in range(1, 9))
     (last,) = session.finish()
     assert last.sentence_end and last.text and last.source_words_read == 8
+
+
+def paper_decision(view, o: PolicyOptions) -> int:
+    """LSG as the paper states it: draft every word that may be written, score every position of it
+    under both contexts, commit the leading run that passes, cut to whole words."""
+    allowed = words_allowed(view.n_read, view.n_committed_words, o.low_bound)
+    if allowed == 0:
+        return 0
+    required = words_required(view.n_read, view.n_committed_words, o.low_bound, o.top_bound)
+    draft = view.draft(max_words=allowed)
+    if not draft.tokens:
+        return 0
+    starts = word_starts(view.pieces(draft.tokens), view.at_target_start)
+    later_starts = np.flatnonzero(starts[1:])[allowed - 1 :]
+    n_testable = int(later_starts[0]) + 1 if later_starts.size else len(draft.tokens)
+    cur = log_softmax(draft.logits[:n_testable])
+    base = view.baseline_logits(draft.tokens, list(range(n_testable)))
+    base = cur if base is None else log_softmax(base)
+    passes = write_test(cur, base, o.delta, o.alpha, o.kl_direction)
+    cut, _ = cut_at_words(starts, leading_run(passes), allowed, required, final_is_boundary=draft.ended and required > 0)
+    return cut or (len(draft.tokens) if required > 0 else 0)
+
+
+class ComparedLsg(LsgPolicy):
+    """The session's LSG, checked at every decision against `paper_decision` on the same view."""
+
+    decisions = 0
+
+    def tokens_to_write(self, view) -> int:
+        mine = super().tokens_to_write(view)
+        assert mine == paper_decision(view, self.options)
+        ComparedLsg.decisions += 1
+        return mine
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    low=st.integers(1, 4),
+    top=st.integers(0, 5),
+    delta=st.floats(0.0, 30.0),  # the toy's rows are independent: KL from ~0.1 to ~60 nats
+    alpha=st.floats(0.05, 0.9),
+    n_source=st.integers(1, 14),
+    seed=st.integers(0, 2**31 - 1),
+    sharpness=st.floats(0.5, 8.0),
+    direction=st.sampled_from(["paper", "code"]),
+)
+def test_lsg_stopping_the_draft_early_decides_as_scoring_the_whole_draft(
+    low, top, delta, alpha, n_source, seed, sharpness, direction
+):
+    # The session tests draft tokens as they come and stops at the first failure; the paper drafts
+    # and scores everything that may be written. The commits must be the same.
+    policy = PolicyOptions(name="lsg", delta=delta, alpha=alpha, low_bound=low, top_bound=top, kl_direction=direction)
+    session = make_session(policy, seed, sharpness)
+    session._policy = ComparedLsg(policy)
+    for j in range(1, n_source + 1):
+        session.push(f"s{j}")
+    session.finish()
+
+
+def test_the_comparison_above_saw_decisions_that_write_and_read():
+    ComparedLsg.decisions = 0
+    policy = PolicyOptions(name="lsg", delta=6.0, alpha=0.3, low_bound=1, top_bound=3)
+    session = make_session(policy, 11, 2.5)
+    session._policy = ComparedLsg(policy)
+    counts = [len(session.push(f"s{j}")) for j in range(1, 13)]
+    assert ComparedLsg.decisions >= 12
+    assert 0 < sum(counts) < 12  # some decisions wrote, some read

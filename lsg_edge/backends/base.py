@@ -70,15 +70,16 @@ def greedy_draft(
     max_new_tokens: int,
     is_stop: Callable[[int], bool],
     guess: Sequence[int] = (),
-    should_stop: Callable[[list[int]], bool] | None = None,
+    should_stop: Callable[[list[int], np.ndarray], bool] | None = None,
 ) -> Draft:
     """Greedily continue `prefix` by up to `max_new_tokens` tokens.
 
     `guess` is a likely continuation (the previous draft): it is checked in one batched request,
     speculative-decoding style, and kept as far as the argmax agrees with it, so a draft that did
     not change after a READ costs one forward pass instead of one per token. The result equals
-    plain token-by-token greedy decoding. `should_stop(tokens)`, checked after each new token, ends
-    the draft early (not as `ended`) once the caller has all it can use.
+    plain token-by-token greedy decoding. `should_stop(tokens, row)`, asked after each new token with
+    the logits row it was chosen from, ends the draft early (not as `ended`) once the caller has all
+    it can use — every further token would cost a forward pass.
     """
     prefix = list(prefix)
     if not prefix:
@@ -98,7 +99,7 @@ def greedy_draft(
                 return Draft(tokens, _stack(rows, row.size), ended=True)
             tokens.append(token)
             rows.append(row)
-            if should_stop is not None and should_stop(tokens):
+            if should_stop is not None and should_stop(tokens, row):
                 return Draft(tokens, _stack(rows, row.size), ended=False)
             if len(tokens) >= max_new_tokens or k >= len(pending) or pending[k] != token:
                 break

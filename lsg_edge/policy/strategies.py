@@ -9,13 +9,13 @@ and scores drafts under the wait-1 baseline on request; the arithmetic lives in 
 from __future__ import annotations
 
 import abc
-from typing import Protocol
+from typing import Callable, Protocol
 
 import numpy as np
 
 from ..backends.base import Draft
 from .bounds import words_allowed, words_required
-from .decision import leading_run, log_softmax, write_test
+from .decision import log_softmax, write_test
 from .options import PolicyOptions
 from .words import cut_at_words, word_starts
 
@@ -29,12 +29,13 @@ class DecisionView(Protocol):
     n_committed_words: int  # target words committed so far
     at_target_start: bool  # nothing of the target is committed yet
 
-    def draft(self, max_words: int) -> Draft:
-        """Greedy draft from the full prefix, long enough to show `max_words` whole words."""
+    def draft(self, max_words: int, should_stop: Callable[[list[int], np.ndarray], bool] | None = None) -> Draft:
+        """Greedy draft from the full prefix, long enough to show `max_words` whole words, or
+        shorter where `should_stop(tokens, row)` (asked after each token) says so."""
         ...
 
-    def baseline_logits(self, draft: Draft, positions: list[int]) -> np.ndarray | None:
-        """Logits of the wait-1 baseline teacher-forced on `draft`, at draft `positions`:
+    def baseline_logits(self, tokens: list[int], positions: list[int]) -> np.ndarray | None:
+        """Logits of the wait-1 baseline teacher-forced on the draft `tokens`, at draft `positions`:
         float32 [len(positions), vocab]. None when the baseline prefix *is* the full prefix (the
         policy has caught up with the source), so P_base = P_cur."""
         ...
@@ -64,14 +65,14 @@ class LsgPolicy(Policy):
         if allowed == 0:
             return 0
         required = words_required(view.n_read, view.n_committed_words, o.low_bound, o.top_bound)
-        draft = view.draft(max_words=allowed)
+        run = _LeadingRun(view, o, allowed, required)
+        draft = view.draft(max_words=allowed, should_stop=run.complete)
         if not draft.tokens:
             return 0
         starts = word_starts(view.pieces(draft.tokens), view.at_target_start)
-        passes = self._write_test(view, draft, n_testable=_tokens_in_words(starts, allowed))
         cut, _ = cut_at_words(
             starts,
-            leading_run(passes),
+            run.n_accepted,
             max_words=allowed,
             min_words=required,
             final_is_boundary=draft.ended and required > 0,
@@ -82,27 +83,56 @@ class LsgPolicy(Policy):
         return cut
 
 
-    def _write_test(self, view: DecisionView, draft: Draft, n_testable: int) -> np.ndarray:
-        """`decision.write_test` over the first `n_testable` draft positions (later ones cannot be
-        committed now), asking the baseline only where it can change the answer: a position whose
-        P_cur already passes the confidence test needs no P_base, and each baseline row costs a
-        vocabulary-sized matmul."""
-        o = self.options
-        cur = log_softmax(draft.logits[:n_testable])
-        passes = np.exp(cur.max(axis=-1)) > o.alpha
-        unsure = [int(k) for k in np.flatnonzero(~passes)]
-        if unsure:
-            base = view.baseline_logits(draft, unsure)
-            if base is not None:
-                passes[unsure] = write_test(cur[unsure], log_softmax(base), o.delta, o.alpha, o.kl_direction)
-            # else P_base = P_cur: the KL is zero, and the confidence test has already failed.
-        return passes
+class _LeadingRun:
+    """The write test applied while the draft grows, so that drafting stops once the decision is
+    known: every further draft token costs a forward pass, and only the leading run of passing
+    tokens matters.
 
+    Token k is tested when it is drafted, if it could be committed now (it lies before word
+    `allowed` + 1). A position whose P_cur passes the confidence test needs no P_base; otherwise
+    the baseline is asked for that one row. After the first failure the draft only has to reach
+    the `required` words a forced write takes (their end shows as the next word's first token).
+    The result equals testing a full-length draft at once.
+    """
 
-def _tokens_in_words(starts: np.ndarray, n_words: int) -> int:
-    """Tokens of a draft up to (not including) the start of word n_words + 1."""
-    later = np.flatnonzero(starts[1:])[n_words - 1 :] if n_words > 0 else np.array([-1])
-    return int(later[0]) + 1 if later.size else int(starts.size)
+    def __init__(self, view: DecisionView, options: PolicyOptions, allowed: int, required: int) -> None:
+        self._view = view
+        self._options = options
+        self._allowed = allowed
+        self._required = required
+        self._starts: list[bool] = []
+        self.n_accepted = 0  # leading draft tokens that passed
+        self._failed = False
+
+    def complete(self, tokens: list[int], row: np.ndarray) -> bool:
+        k = len(tokens) - 1
+        self._starts.append(word_starts(self._view.pieces(tokens[k:]), self._view.at_target_start and k == 0)[0])
+        n_words_before = sum(self._starts[1:])  # words completed before token k
+        if n_words_before >= self._allowed:
+            return True  # token k starts a word that may not be written now
+        if not self._failed:
+            if self._passes(tokens, k, row):
+                self.n_accepted += 1
+            else:
+                self._failed = True
+        return self._failed and self._has_required_cut()
+
+    def _passes(self, tokens: list[int], k: int, row: np.ndarray) -> bool:
+        o = self._options
+        cur = log_softmax(row[None, :])
+        if np.exp(float(cur.max())) > o.alpha:
+            return True
+        base = self._view.baseline_logits(tokens, [k])
+        if base is None:
+            return False  # P_base = P_cur: the KL is zero, and the confidence test has failed
+        return bool(write_test(cur, log_softmax(base), o.delta, o.alpha, o.kl_direction)[0])
+
+    def _has_required_cut(self) -> bool:
+        """Whether the draft holds a word boundary after at least `required` words."""
+        if self._required == 0:
+            return True
+        words_before = np.cumsum([0, *self._starts])  # words in tokens[:c]
+        return any(self._starts[c] and words_before[c] >= self._required for c in range(1, len(self._starts)))
 
 
 class WaitKPolicy(Policy):

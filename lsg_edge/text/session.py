@@ -11,7 +11,7 @@ import codecs
 import functools
 import time
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -227,13 +227,16 @@ class _View:
         self.at_target_start = not session._sentence.target
         self.last_draft: Draft | None = None
 
-    def draft(self, max_words: int) -> Draft:
+    def draft(self, max_words: int, should_stop: Callable[[list[int], np.ndarray], bool] | None = None) -> Draft:
         session = self._session
         starts_word = lambda token: session._vocab.piece(token)[:1].isspace()  # noqa: E731
 
         def has_enough(tokens: list[int]) -> bool:
             # Stop once a token starts word max_words + 1: the first max_words are then whole.
             return sum(map(starts_word, tokens[1:])) >= max_words
+
+        def stop(tokens: list[int], row: np.ndarray) -> bool:
+            return (should_stop is not None and should_stop(tokens, row)) or has_enough(tokens)
 
         # The previous draft, cut where it would stop anyway, so that verifying it asks for no
         # logits rows the policy cannot use.
@@ -248,18 +251,17 @@ class _View:
             session.policy_options.draft_tokens,
             session._prompt.is_stop,
             guess=guess,
-            should_stop=has_enough,
+            should_stop=stop,
         )
         return self.last_draft
 
-    def baseline_logits(self, draft: Draft, positions: list[int]) -> np.ndarray | None:
+    def baseline_logits(self, tokens: list[int], positions: list[int]) -> np.ndarray | None:
         session = self._session
         prefix = session._baseline_prefix()
         if prefix == self.full_prefix:
             return None
         first = len(prefix) - 1
-        tokens = prefix + draft.tokens[: max(positions) + 1]
-        return session._baseline.logits_at(tokens, [first + k for k in positions])
+        return session._baseline.logits_at(prefix + tokens[: max(positions) + 1], [first + k for k in positions])
 
     @functools.cached_property
     def full_prefix(self) -> list[int]:
