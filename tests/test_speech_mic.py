@@ -1,0 +1,78 @@
+"""`lsg-edge asr --mic` through the real PortAudio and ALSA, with a capture device that plays a file.
+
+No sound card is needed: an ALSA `file` plugin (in a private ~/.asoundrc) serves the samples of a
+LibriSpeech utterance as the default capture device, at 44.1 kHz — a rate Whisper does not take,
+so the resampling path runs too. The CLI is stopped with SIGINT, as a user stops it with Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soxr
+
+from lsg_edge.speech.audio_io import read_audio
+from lsg_edge.speech.metrics import word_error_rate
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "librispeech-dev"
+REFERENCE = "TO SAY UNTO VIRGILIUS NOT A DRACHM OF BLOOD REMAINS IN ME THAT DOES NOT TREMBLE I KNOW THE TRACES OF THE ANCIENT FLAME"
+DEVICE_RATE_HZ = 44_100
+
+
+def _portaudio_loads() -> bool:
+    result = subprocess.run([sys.executable, "-c", "import sounddevice"], capture_output=True)
+    return result.returncode == 0
+
+
+pytestmark = pytest.mark.skipif(
+    not _portaudio_loads(), reason="the PortAudio shared library is not installed (apt install libportaudio2)"
+)
+
+
+@pytest.fixture()
+def file_microphone(tmp_path: Path) -> dict[str, str]:
+    """Environment whose default ALSA capture device reads dev-clean-2-0001 (float32, 44.1 kHz)."""
+    audio = read_audio(DATA / "audio" / "dev-clean-2-0001.wav")
+    samples = soxr.resample(audio, 16_000, DEVICE_RATE_HZ).astype("<f4")
+    # A second of silence after the speech lets the voice activity detector close the window.
+    samples = np.concatenate([samples, np.zeros(DEVICE_RATE_HZ, "<f4")])
+    raw = tmp_path / "capture.raw"
+    samples.tofile(raw)
+    (tmp_path / ".asoundrc").write_text(
+        'pcm.!default {\n  type file\n  slave.pcm "null"\n  file "/dev/null"\n'
+        f'  infile "{raw}"\n  format "raw"\n}}\n'
+    )
+    return {**os.environ, "HOME": str(tmp_path)}
+
+
+def test_mic_captions_are_committed_live_and_ctrl_c_stops_cleanly(file_microphone: dict[str, str]) -> None:
+    command = [sys.executable, "-c", "from lsg_edge.cli import main; main()", "asr", "--mic", "--json",
+               "--model", "tiny.en"]
+    process = subprocess.Popen(command, env=file_microphone, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    events = []
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        events.append(json.loads(line))
+        if events[-1]["end_of_window"]:
+            break
+    process.send_signal(signal.SIGINT)
+    rest, stderr = process.communicate(timeout=60)
+    events += [json.loads(line) for line in rest.splitlines()]
+
+    assert process.returncode == 0, stderr  # Ctrl-C is how a live session ends
+    assert "Traceback" not in stderr
+    assert len(events) >= 3, "captions should arrive while the speech is still being captured"
+    assert any(e["end_of_window"] for e in events), "the pause after the speech should close the window"
+    heard = " ".join(e["text"] for e in events)
+    assert word_error_rate([REFERENCE], [heard]) < 25.0, heard
