@@ -24,6 +24,7 @@ from lsg_edge.speech.engine import EncoderOptions, SpeechEngine
 from lsg_edge.speech.metrics import average_lagging_ms, word_error_rate
 from lsg_edge.speech.policies import SpeechPolicyOptions
 from lsg_edge.speech.session import AsrSession, SessionOptions
+from lsg_edge.speech.vad import VadOptions
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "librispeech-dev"
 
@@ -34,8 +35,8 @@ def load_utterances(n: int) -> list[tuple[np.ndarray, str]]:
     return [(read_audio(DATA / row["audio_path"]), row["transcript"]) for row in rows]
 
 
-def run_streaming(engine: SpeechEngine, policy: SpeechPolicyOptions, utterances) -> dict:
-    session = AsrSession(engine, SessionOptions(language="en", policy=policy))
+def run_streaming(engine: SpeechEngine, policy: SpeechPolicyOptions, utterances, vad: VadOptions = VadOptions()) -> dict:
+    session = AsrSession(engine, SessionOptions(language="en", policy=policy, vad=vad))
     hypotheses, al, al_ca, compute_s, audio_s = [], [], [], 0.0, 0.0
     for audio, reference in utterances:
         session.reset()
@@ -105,6 +106,7 @@ def main() -> None:
     parser.add_argument("--low-bound", type=int, default=1)
     parser.add_argument("--top-bound", type=int, default=4)
     parser.add_argument("--words-per-segment", type=int, default=2)
+    parser.add_argument("--min-silence-ms", type=int, default=VadOptions.min_silence_ms)
     args = parser.parse_args()
 
     from lsg_edge.speech.onnx_runtime import RuntimeOptions
@@ -112,7 +114,8 @@ def main() -> None:
     utterances = load_utterances(args.n)
     duration_s = sum(a.size for a, _ in utterances) / 16_000
     print(f"# {len(utterances)} utterances, {duration_s:.0f} s of audio, model {args.model}, "
-          f"{args.precision}, encoder window {args.encoder_window} (+{args.encoder_pad_ms} ms), {args.threads} threads")
+          f"{args.precision}, encoder window {args.encoder_window} (+{args.encoder_pad_ms} ms), {args.threads} threads, "
+          f"pause cut {args.min_silence_ms} ms")
     runtime = RuntimeOptions(n_threads=args.threads)
     engine = SpeechEngine.load(args.model, runtime, EncoderOptions(args.encoder_window, args.encoder_pad_ms),
                                precision=args.precision)
@@ -133,7 +136,7 @@ def main() -> None:
                                      words_per_segment=args.words_per_segment)
         label = {"offline": "offline (VAD windows)", "local-agreement": "LocalAgreement-2",
                  "lsg": f"LSG d={args.delta} a={args.alpha} L{args.low_bound}U{args.top_bound}"}[name]
-        show(label, run_streaming(engine, policy, utterances))
+        show(label, run_streaming(engine, policy, utterances, VadOptions(min_silence_ms=args.min_silence_ms)))
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ For each setting — offline, wait-5, LSG (δ=9.0, α=0.6, [L,U]=[1,4]) — with
 straightforward path), prints seconds per sentence, the ratio to offline (cached), llama_decode
 calls and tokens evaluated per sentence, process CPU time (less sensitive than wall time to a
 shared machine; use --threads 1 there, as spinning worker threads inflate it), and the peak RSS of a process that runs only that setting.
+It then fits llama.cpp's cost per call, per token and per logits row on this machine and prints the
+floor on each ratio set by the tokens the setting must evaluate beyond offline's.
 Each setting runs in its own process (peak RSS is per process), one after the other, so the ratios
 come from one run on one machine. It also reports whether the naive and cached paths committed the
 same text at the same source positions.
@@ -62,9 +64,41 @@ def run_one(setting: str, limit: int, naive: bool, threads: int) -> dict:
         "cpu_s": cpu_s,
         "decode_calls": sum(after[k] - before[k] for k in after if k.endswith("decode_calls")),
         "tokens": sum(after[k] - before[k] for k in after if k.endswith("tokens")),
+        "rows": sum(after[k] - before[k] for k in after if k.endswith("logits_rows")),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "outputs": outputs,
     }
+
+
+def calibrate(threads: int) -> dict:
+    """Runs in a child process: the cost of one llama_decode call on this machine, fitted as
+    `call` (fixed, with its first logits row: the 262k × 640 output matmul) + `token` per token of
+    the batch + `row` per further logits row, from medians of repeated calls on a 250-token cache."""
+    import numpy as np
+
+    from lsg_edge import TranslationEngine
+
+    overrides = {"n_threads": threads} if threads else {}
+    with TranslationEngine.load(**overrides) as engine:
+        context, vocab = engine.full_context, engine.model.vocab
+        text = (DATA / "de.txt").read_text(encoding="utf-8")
+        cache = vocab.tokenize(text[:4000], add_bos=True)[:250]
+        extra = vocab.tokenize(text[4000:8000], add_bos=False)[:64]
+        context.logits_at(cache, [len(cache) - 1])
+
+        def median_ms(n_tokens: int, n_rows: int) -> float:
+            times = []
+            for _ in range(9):
+                sequence = cache + extra[:n_tokens]
+                context.logits_at(cache, [len(cache) - 1])  # back to the 250-token cache
+                start = time.perf_counter()
+                context.logits_at(sequence, range(len(sequence) - n_rows, len(sequence)))
+                times.append(time.perf_counter() - start)
+            return 1000 * float(np.median(times))
+
+        t1, t64, t8x8, t8 = median_ms(1, 1), median_ms(64, 1), median_ms(8, 8), median_ms(8, 1)
+    token = (t64 - t1) / 63
+    return {"call": t1 - token, "token": token, "row": (t8x8 - t8) / 7}
 
 
 def main() -> None:
@@ -73,7 +107,11 @@ def main() -> None:
     parser.add_argument("--naive", action="store_true", help="also run the recompute-everything path")
     parser.add_argument("--threads", type=int, default=0, help="llama.cpp threads (0: default)")
     parser.add_argument("--child", nargs=2, metavar=("SETTING", "NAIVE"), help=argparse.SUPPRESS)
+    parser.add_argument("--calibrate", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.calibrate:
+        print(json.dumps(calibrate(args.threads)))
+        return
     if args.child:
         setting, naive = args.child
         print(json.dumps(run_one(setting, args.limit, naive == "1", args.threads)))
@@ -88,18 +126,37 @@ def main() -> None:
         results[(setting, naive)] = json.loads(child.stdout.strip().splitlines()[-1])
         print(f"  done: {setting}{' (naive)' if naive else ''}", file=sys.stderr)
 
+    command = [sys.executable, __file__, "--threads", str(args.threads), "--calibrate"]
+    cost = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1])
+
     offline = results[("offline", False)]
     print(f"{args.limit} sentences of newstest2015 De→En, default model, one process per row")
     print(f"{'setting':<16} {'s/sent':>7} {'×offline':>9} {'cpu s/sent':>11} {'cpu ×off':>9} "
-          f"{'calls/sent':>11} {'tokens/sent':>12} {'peak RSS MB':>12} {'RSS ×off':>9}")
+          f"{'calls/sent':>11} {'tokens/sent':>12} {'rows/sent':>10} {'peak RSS MB':>12} {'RSS ×off':>9}")
     for (setting, naive), r in results.items():
         label = setting + (" (naive)" if naive else "")
         print(
             f"{label:<16} {r['wall_s'] / args.limit:>7.3f} {r['wall_s'] / offline['wall_s']:>9.2f} "
             f"{r['cpu_s'] / args.limit:>11.3f} {r['cpu_s'] / offline['cpu_s']:>9.2f} "
-            f"{r['decode_calls'] / args.limit:>11.1f} {r['tokens'] / args.limit:>12.1f} "
+            f"{r['decode_calls'] / args.limit:>11.1f} {r['tokens'] / args.limit:>12.1f} {r['rows'] / args.limit:>10.1f} "
             f"{r['peak_rss_mb']:>12.0f} {r['peak_rss_mb'] / offline['peak_rss_mb']:>9.2f}"
         )
+
+    # Where the time goes, and what exactness forbids saving: with a source-then-target prompt every
+    # READ changes the source, so the committed target must be evaluated again under it. Those
+    # tokens (beyond offline's) set a floor on the ratio that no call merging can lower.
+    print(f"\ncost of one llama_decode here: {cost['call']:.1f} ms per call (with its first logits row) "
+          f"+ {cost['token']:.2f} ms per token + {cost['row']:.1f} ms per further row")
+    print(f"{'setting':<16} {'model s/sent':>13} {'measured':>9} {'token floor ×offline':>21}")
+    for (setting, naive), r in results.items():
+        if naive:
+            continue
+        per = {k: r[k] / args.limit for k in ("decode_calls", "tokens", "rows")}
+        model_s = (per["decode_calls"] * cost["call"] + per["tokens"] * cost["token"]
+                   + (per["rows"] - per["decode_calls"]) * cost["row"]) / 1000
+        extra_tokens = per["tokens"] - offline["tokens"] / args.limit
+        floor = 1 + extra_tokens * cost["token"] / 1000 / (offline["wall_s"] / args.limit)
+        print(f"{setting:<16} {model_s:>13.3f} {r['wall_s'] / args.limit:>9.3f} {floor:>21.2f}")
     if args.naive:
         for setting in SETTINGS:
             same = results[(setting, False)]["outputs"] == results[(setting, True)]["outputs"]

@@ -19,7 +19,7 @@ from .decision import log_softmax, write_test
 from .options import PolicyOptions
 from .words import cut_at_words, word_starts
 
-__all__ = ["DecisionView", "Policy", "LsgPolicy", "WaitKPolicy", "OfflinePolicy", "make_policy"]
+__all__ = ["DecisionView", "Policy", "LsgPolicy", "LeadingRun", "WaitKPolicy", "OfflinePolicy", "make_policy"]
 
 
 class DecisionView(Protocol):
@@ -65,7 +65,7 @@ class LsgPolicy(Policy):
         if allowed == 0:
             return 0
         required = words_required(view.n_read, view.n_committed_words, o.low_bound, o.top_bound)
-        run = _LeadingRun(view, o, allowed, required)
+        run = LeadingRun(view, o, allowed, required)
         draft = view.draft(max_words=allowed, should_stop=run.complete)
         if not draft.tokens:
             return 0
@@ -83,7 +83,7 @@ class LsgPolicy(Policy):
         return cut
 
 
-class _LeadingRun:
+class LeadingRun:
     """The write test applied while the draft grows, so that drafting stops once the decision is
     known: every further draft token costs a forward pass, and only the leading run of passing
     tokens matters.
@@ -92,7 +92,8 @@ class _LeadingRun:
     `allowed` + 1). A position whose P_cur passes the confidence test needs no P_base; otherwise
     the baseline is asked for that one row. After the first failure the draft only has to reach
     the `required` words a forced write takes (their end shows as the next word's first token).
-    The result equals testing a full-length draft at once.
+    The result equals testing a full-length draft at once. Text and speech LSG both use it: `view`
+    needs `pieces`, `at_target_start` and `baseline_logits`; `options` δ, α and the KL direction.
     """
 
     def __init__(self, view: DecisionView, options: PolicyOptions, allowed: int, required: int) -> None:

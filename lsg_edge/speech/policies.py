@@ -28,8 +28,8 @@ import numpy as np
 from ..backends.base import Draft, common_prefix_length, greedy_draft
 from ..errors import OptionsError
 from ..policy.bounds import words_allowed, words_required
-from ..policy.decision import leading_run, log_softmax, write_test
 from ..policy.options import check_lsg_parameters
+from ..policy.strategies import LeadingRun
 from ..policy.words import cut_at_words, word_starts
 from .engine import SpeechEngine
 from .features import SAMPLE_RATE_HZ
@@ -104,13 +104,13 @@ class WindowPolicy(abc.ABC):
         draft = self._draft(token_budget(window.size, SAMPLE_RATE_HZ) - len(self.committed))
         return self._take(trim_repetition(draft.tokens))
 
-    def _draft(self, max_tokens: int, guess: list[int] = (), is_stop=None) -> Draft:
+    def _draft(self, max_tokens: int, guess: list[int] = (), should_stop=None) -> Draft:
         """Greedy continuation of the committed tokens, cut where it starts repeating the window."""
         if max_tokens <= 0:
             return Draft()
         max_tokens = min(max_tokens, self.engine.n_text_ctx // 2 - len(self.prompt) - len(self.committed))
         draft = greedy_draft(self.full, self.prompt + self.committed, max(0, max_tokens),
-                             is_stop or self.engine.vocab.is_end_of_generation, guess)
+                             self.engine.vocab.is_end_of_generation, guess, should_stop)
         cut = first_repeat(self.committed + draft.tokens, len(self.committed))
         if cut is not None:
             n = cut - len(self.committed)
@@ -150,20 +150,18 @@ class LsgPolicy(WindowPolicy):
             if allowed == 0:
                 break  # nothing may be written: no need to even encode
             self.full.set_audio(self.encode(window[: n_segments * o.segment_samples]))
-            # Draft no further than the word after the last one that may be written: its first
-            # token is all the whole-word cut needs, and every extra token is a decoder call.
-            limit = _WordLimit(self, allowed + 1)
-            draft = self._draft(o.draft_tokens, self._guess, limit)
+            required = words_required(n_read, self.n_words, o.low_bound, o.top_bound)
+            # The write test runs as the draft grows and ends it once the decision is known (the
+            # first failing token, or the first token of a word that may not be written now):
+            # every further token is a decoder call.
+            run = LeadingRun(_BaselineView(self, window, n_segments), o, allowed, required)
+            draft = self._draft(o.draft_tokens, self._guess, should_stop=run.complete)
             if not draft.tokens:
                 break
-            n_accepted = self._accepted(window, n_segments, draft)
-            required = words_required(n_read, self.n_words, o.low_bound, o.top_bound)
             # A draft that "ended" on audio still arriving is no word boundary: Whisper closes a
             # sentence on a half-heard word ("the ancient fla" → "the ancient flag."), so the last
-            # word waits for more audio or for the window's end. A draft stopped by the word limit
-            # does end on a boundary (the next token starts a word).
-            n_tokens, n_new_words = cut_at_words(self.starts(draft.tokens), n_accepted, allowed, required,
-                                                 final_is_boundary=limit.reached)
+            # word waits for more audio or for the window's end.
+            n_tokens, n_new_words = cut_at_words(self.starts(draft.tokens), run.n_accepted, allowed, required)
             if n_new_words == 0:
                 self._guess = draft.tokens
                 break
@@ -173,46 +171,33 @@ class LsgPolicy(WindowPolicy):
                 break  # the rest of this draft was judged already; decide again after the next READ
         return out
 
-    def _accepted(self, window: np.ndarray, n_segments: int, draft: Draft) -> int:
-        """Leading draft tokens passing LSG's write test against the wait-1 baseline."""
-        o = self.options
-        cur = log_softmax(draft.logits)
-        n_base = min(self.n_words + 1, n_segments)
-        if n_base == n_segments:
-            base = cur  # the baseline reads everything too: KL is 0, only confidence decides
-        else:
-            self.baseline.set_audio(self.encode(window[: n_base * o.segment_samples]))
-            prefix = self.prompt + self.committed
-            positions = range(len(prefix) - 1, len(prefix) - 1 + len(draft.tokens))
-            base = log_softmax(self.baseline.logits_at(prefix + draft.tokens, positions))
-        return leading_run(write_test(cur, base, o.delta, o.alpha, o.kl_direction))
-
     def finish(self, window: np.ndarray) -> list[int]:
         self._guess = []
         return super().finish(window)
 
 
-class _WordLimit:
-    """Stop test for drafting: end of text, or the token that would start word `n_words + 1`.
+class _BaselineView:
+    """What `LeadingRun` asks of a decision: token texts, and the wait-1 baseline — the decoder on
+    the first min(i+1, j) segments, i = words committed in the window, j = segments read."""
 
-    greedy_draft asks it about each chosen token in order, so it can count word starts."""
-
-    def __init__(self, policy: WindowPolicy, n_words: int) -> None:
+    def __init__(self, policy: LsgPolicy, window: np.ndarray, n_segments: int) -> None:
         self._policy = policy
-        self._n_words = n_words
-        self._seen = 0
-        self.reached = False
+        self._window = window
+        self._n_segments = n_segments
+        self.at_target_start = not policy.committed
 
-    def __call__(self, token: int) -> bool:
-        if self._policy.engine.vocab.is_end_of_generation(token):
-            return True
-        piece = self._policy.engine.vocab.piece(token)
-        if piece[:1].isspace() or (self._seen == 0 and not self._policy.committed):
-            self._seen += 1
-            if self._seen > self._n_words:
-                self.reached = True
-                return True
-        return False
+    def pieces(self, tokens: list[int]) -> list[str]:
+        return [self._policy.engine.vocab.piece(t).decode("utf-8", errors="replace") for t in tokens]
+
+    def baseline_logits(self, tokens: list[int], positions: list[int]) -> np.ndarray | None:
+        policy = self._policy
+        n_base = min(policy.n_words + 1, self._n_segments)
+        if n_base == self._n_segments:
+            return None  # the baseline reads everything too: P_base = P_cur
+        policy.baseline.set_audio(policy.encode(self._window[: n_base * policy.options.segment_samples]))
+        prefix = policy.prompt + policy.committed
+        first = len(prefix) - 1
+        return policy.baseline.logits_at(prefix + tokens[: max(positions) + 1], [first + k for k in positions])
 
 
 class LocalAgreementPolicy(WindowPolicy):
