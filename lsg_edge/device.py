@@ -155,7 +155,7 @@ def choose_onnx_providers(device: str, available: Sequence[str]) -> list[str]:
     provider = _ONNX_PROVIDER[device]
     if provider not in available:
         raise DeviceError(
-            f"--device {device}: this onnxruntime has no {provider} (it has: {', '.join(available)}); "
+            f"compute device {device}: this onnxruntime has no {provider} (it has: {', '.join(available)}); "
             f"install: {_ONNX_INSTALL[device]} — see the {_README}"
         )
     return [provider] if provider == _CPU_PROVIDER else [provider, _CPU_PROVIDER]

@@ -104,16 +104,16 @@ def test_onnx_provider_choice():
     assert choose_onnx_providers("metal", mac) == ["CoreMLExecutionProvider", "CPUExecutionProvider"]
     # CoreML only when asked for (untested; dynamic decoder shapes), see choose_onnx_providers.
     assert choose_onnx_providers("auto", mac) == ["CPUExecutionProvider"]
-    with pytest.raises(DeviceError, match="--device cuda.*onnxruntime-gpu"):
+    with pytest.raises(DeviceError, match="compute device cuda.*onnxruntime-gpu"):
         choose_onnx_providers("cuda", cpu_only)
-    with pytest.raises(DeviceError, match="--device metal.*CoreMLExecutionProvider"):
+    with pytest.raises(DeviceError, match="compute device metal.*CoreMLExecutionProvider"):
         choose_onnx_providers("metal", gpu)
 
 
 def test_onnx_providers_of_the_installed_onnxruntime():
     assert onnx_providers("auto") == ["CPUExecutionProvider"]  # this build: CPU only
     assert onnx_providers("cpu") == ["CPUExecutionProvider"]
-    with pytest.raises(DeviceError, match="--device cuda"):
+    with pytest.raises(DeviceError, match="compute device cuda"):
         onnx_providers("cuda")
 
 
@@ -128,7 +128,7 @@ def test_speech_runtime_asks_for_the_device_before_loading(tmp_path):
     from lsg_edge.errors import ModelError
     from lsg_edge.speech.onnx_runtime import RuntimeOptions, WhisperRuntime
 
-    with pytest.raises(DeviceError, match="--device cuda"):
+    with pytest.raises(DeviceError, match="compute device cuda"):
         WhisperRuntime(tmp_path, RuntimeOptions(device="cuda"))
     with pytest.raises(ModelError, match="graph missing"):  # cpu passes the device check
         WhisperRuntime(tmp_path, RuntimeOptions(device="cpu"))

@@ -67,3 +67,8 @@ def test_mic_without_device_is_one_line() -> None:
 
 def test_file_and_mic_together_is_refused() -> None:
     assert "either" in _one_line_error(_asr(str(WAV), "--mic"))
+
+
+def test_compute_device_missing_from_onnxruntime_is_one_line() -> None:
+    # The CPU wheel of onnxruntime has no CUDA provider: say so rather than run on the CPU silently.
+    assert "cuda" in _one_line_error(_asr(str(WAV), "--model", "tiny.en", "--compute-device", "cuda")).lower()

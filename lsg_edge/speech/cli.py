@@ -14,6 +14,7 @@ from typing import Iterable
 import click
 import numpy as np
 
+from ..device import DEVICES
 from ..errors import InputError
 from .engine import ENCODER_WINDOWS, EncoderOptions
 from .models import PRECISIONS
@@ -48,6 +49,10 @@ __all__ = ["asr_command"]
 @click.option("--draft-tokens", type=int, default=10, show_default=True, help="Tokens drafted per decision.")
 @click.option("--encoder-window", type=click.Choice(ENCODER_WINDOWS), default="tight", show_default=True,
               help="30s: pad every encoder input to 30 s; tight: encode the audio so far (+ padding).")
+@click.option("--encoder-pad-ms", type=int, default=EncoderOptions.pad_ms, show_default=True,
+              help="With --encoder-window tight: padding after the audio, ms (more: closer to offline, slower).")
+@click.option("--compute-device", type=click.Choice(list(DEVICES)), default="auto", show_default=True,
+              help="Where onnxruntime runs Whisper (an error if the installed onnxruntime lacks it).")
 @click.option("--min-silence-ms", type=int, default=800, show_default=True,
               help="A pause this long ends a window (everything in it is committed).")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
@@ -58,8 +63,8 @@ __all__ = ["asr_command"]
 def asr_command(audio: Path | None, mic: bool, device: str | None, realtime: bool, as_json: bool, model: str,
                 task: str, language: str | None, policy: str, segment_ms: int, delta: float, alpha: float,
                 low_bound: int, top_bound: int, words_per_segment: int, kl_direction: str, draft_tokens: int,
-                encoder_window: str, min_silence_ms: int, precision: str, threads: int,
-                manifest: Path | None) -> None:
+                encoder_window: str, encoder_pad_ms: int, compute_device: str, min_silence_ms: int, precision: str,
+                threads: int, manifest: Path | None) -> None:
     """Stream speech recognition (or X→English translation) with LSG, from AUDIO or --mic."""
     from .audio_io import MicrophoneStream, file_blocks, read_audio
     from .engine import SpeechEngine
@@ -87,8 +92,8 @@ def asr_command(audio: Path | None, mic: bool, device: str | None, realtime: boo
 
         engine, options = load_for_asr(manifest, options, threads)
     else:
-        engine = SpeechEngine.load(model, RuntimeOptions(n_threads=threads), EncoderOptions(window=encoder_window),
-                                   precision=precision)
+        engine = SpeechEngine.load(model, RuntimeOptions(n_threads=threads, device=compute_device),
+                                   EncoderOptions(window=encoder_window, pad_ms=encoder_pad_ms), precision=precision)
     session = AsrSession(engine, options)
     if mic:
         click.echo("lsg-edge: listening (Ctrl-C to stop)", err=True)
