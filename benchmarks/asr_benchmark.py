@@ -99,7 +99,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--precision", default="fp32", choices=["fp32", "int8"])
     parser.add_argument("--encoder-window", default="tight", choices=["tight", "30s"])
-    parser.add_argument("--encoder-pad-ms", type=int, default=1000)
+    parser.add_argument("--encoder-pad-ms", type=int, default=EncoderOptions.pad_ms)
     parser.add_argument("--segment-ms", type=int, default=640)
     parser.add_argument("--delta", type=float, default=7.0)
     parser.add_argument("--alpha", type=float, default=0.8)

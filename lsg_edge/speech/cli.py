@@ -53,7 +53,7 @@ __all__ = ["asr_command"]
               help="With --encoder-window tight: padding after the audio, ms (more: closer to offline, slower).")
 @click.option("--compute-device", type=click.Choice(list(DEVICES)), default="auto", show_default=True,
               help="Where onnxruntime runs Whisper (an error if the installed onnxruntime lacks it).")
-@click.option("--min-silence-ms", type=int, default=800, show_default=True,
+@click.option("--min-silence-ms", type=int, default=VadOptions.min_silence_ms, show_default=True,
               help="A pause this long ends a window (everything in it is committed).")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
               help="int8: quantized weights, ~1.5x faster on CPU (converted once into the cache).")
