@@ -148,3 +148,59 @@ def test_options_are_validated() -> None:
         SpeechPolicyOptions(name="wait-k")
     with pytest.raises(OptionsError, match="--encoder-window"):
         EncoderOptions(window="10s")
+
+
+class _WholeDraftLsg:
+    """LSG over audio as the paper states it, for comparison: draft every word that may be written
+    plus one, score every draft position under both decoder states, commit the leading run."""
+
+    def __init__(self, policy) -> None:
+        self.policy = policy
+
+    def step(self, window: np.ndarray, n_segments: int) -> list[int]:
+        from lsg_edge.policy.bounds import words_required
+        from lsg_edge.policy.decision import leading_run, log_softmax, write_test
+        from lsg_edge.policy.words import cut_at_words
+
+        p, o = self.policy, self.policy.options
+        n_read = n_segments * o.words_per_segment
+        out: list[int] = []
+        while (allowed := words_allowed(n_read, p.n_words, o.low_bound)) > 0:
+            p.full.set_audio(p.encode(window[: n_segments * o.segment_samples]))
+            draft = p._draft(o.draft_tokens)
+            starts = p.starts(draft.tokens)
+            if starts[1:].sum() > allowed:  # keep up to the first token of word allowed + 1
+                draft.tokens = draft.tokens[: int(np.flatnonzero(starts[1:])[allowed]) + 1]
+                draft.logits = draft.logits[: len(draft.tokens)]
+                starts = starts[: len(draft.tokens)]
+            if not draft.tokens:
+                break
+            cur = log_softmax(draft.logits)
+            n_base = min(p.n_words + 1, n_segments)
+            base = cur
+            if n_base < n_segments:
+                p.baseline.set_audio(p.encode(window[: n_base * o.segment_samples]))
+                prefix = p.prompt + p.committed
+                positions = range(len(prefix) - 1, len(prefix) - 1 + len(draft.tokens))
+                base = log_softmax(p.baseline.logits_at(prefix + draft.tokens, positions))
+            n_accepted = leading_run(write_test(cur, base, o.delta, o.alpha, o.kl_direction))
+            required = words_required(n_read, p.n_words, o.low_bound, o.top_bound)
+            n_tokens, n_new = cut_at_words(starts, n_accepted, allowed, required)
+            if n_new == 0:
+                break
+            out += p._take(draft.tokens[:n_tokens])
+            if n_tokens < len(draft.tokens):
+                break
+        return out
+
+
+@pytest.mark.parametrize("k", [0, 2])
+def test_lsg_stopping_drafts_early_commits_what_scoring_whole_drafts_commits(engine: SpeechEngine, k: int) -> None:
+    audio, _ = _utterance(k)
+    options = SpeechPolicyOptions(delta=3.0, alpha=0.6)
+    early = make_policy(engine, engine.prompt(None, "transcribe"), options)
+    whole = _WholeDraftLsg(make_policy(engine, engine.prompt(None, "transcribe"), options))
+    n_segments = audio.size // options.segment_samples
+    for j in range(1, n_segments + 1):
+        assert early.step(audio, j) == whole.step(audio, j), f"segment {j}"
+    assert early.committed == whole.policy.committed and early.committed, "some words are committed while streaming"
