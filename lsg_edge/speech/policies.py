@@ -9,8 +9,9 @@ LSG (Guo et al. 2025, DESIGN.md §2) on audio:
   full context  = decoder over the encoder output of all j segments read;
   baseline      = decoder over the first min(i+1, j) segments, i = words committed in the window
                   (its encoder output changes only when a word is committed, and is cached);
-  draft greedily from the full context, teacher-force it through the baseline, accept the leading
-  run passing KL(P_cur‖P_base) > δ or max P_cur > α, clamp by the range constraint, cut to whole
+  draft greedily from the full context, testing each token as it comes (max P_cur > α, else
+  KL(P_cur‖P_base) > δ with the baseline teacher-forced on the draft) and stopping at the first
+  failure; commit the leading run that passed, clamped by the range constraint, cut to whole
   words. Range bounds count source elements as `words_per_segment` × segments, because one 640 ms
   segment holds ~1.7 spoken words: with 1 word per segment the lower bound alone would make the
   lag grow without limit on ordinary speech.
