@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -57,18 +59,25 @@ def test_mic_captions_are_committed_live_and_ctrl_c_stops_cleanly(file_microphon
     command = [sys.executable, "-c", "from lsg_edge.cli import main; main()", "asr", "--mic", "--json",
                "--model", "tiny.en"]
     process = subprocess.Popen(command, env=file_microphone, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Lines are read on a thread so that a capture that hangs fails the test instead of blocking it.
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
     events = []
     deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        events.append(json.loads(line))
-        if events[-1]["end_of_window"]:
+    while not (events and events[-1]["end_of_window"]):
+        try:
+            events.append(json.loads(lines.get(timeout=max(0.1, deadline - time.monotonic()))))
+        except queue.Empty:
             break
     process.send_signal(signal.SIGINT)
-    rest, stderr = process.communicate(timeout=60)
-    events += [json.loads(line) for line in rest.splitlines()]
+    try:
+        process.wait(timeout=60)
+    finally:
+        process.kill()
+    stderr = process.stderr.read()
+    time.sleep(0.2)  # let the reader thread drain what the process wrote before exiting
+    while not lines.empty():
+        events.append(json.loads(lines.get()))
 
     assert process.returncode == 0, stderr  # Ctrl-C is how a live session ends
     assert "Traceback" not in stderr
