@@ -83,6 +83,14 @@ class LsgPolicy(Policy):
         return cut
 
 
+class WriteTestSettings(Protocol):
+    """The write-test parameters `LeadingRun` reads (text `PolicyOptions`, speech options alike)."""
+
+    delta: float
+    alpha: float
+    kl_direction: str
+
+
 class LeadingRun:
     """The write test applied while the draft grows, so that drafting stops once the decision is
     known: every further draft token costs a forward pass, and only the leading run of passing
@@ -96,7 +104,7 @@ class LeadingRun:
     needs `pieces`, `at_target_start` and `baseline_logits`; `options` δ, α and the KL direction.
     """
 
-    def __init__(self, view: DecisionView, options: PolicyOptions, allowed: int, required: int) -> None:
+    def __init__(self, view: DecisionView, options: WriteTestSettings, allowed: int, required: int) -> None:
         self._view = view
         self._options = options
         self._allowed = allowed
