@@ -16,6 +16,7 @@ from typing import Any, Callable, TextIO
 import click
 
 from .errors import InputError, LsgEdgeError
+from .manifest import PROMPT_STYLES
 
 __all__ = ["main"]
 
@@ -88,7 +89,7 @@ def policy_options(function: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--model", "model_path", type=click.Path(dir_okay=False, path_type=Path),
                      help="A GGUF model file (default: the embedded Gemma 3 270M)."),
         click.option("--manifest", help="Model manifest: a built-in name or a .toml path."),
-        click.option("--prompt-style", type=click.Choice(["auto", "few-shot", "chat"]),
+        click.option("--prompt-style", type=click.Choice(list(PROMPT_STYLES)),
                      help="Prompt style (default: the manifest's)."),
         click.option("--lora", "lora_path", type=click.Path(dir_okay=False, path_type=Path),
                      help="A llama.cpp LoRA adapter GGUF applied at run time."),

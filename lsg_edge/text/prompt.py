@@ -1,10 +1,11 @@
 """Translation prompts: token prefixes that put a (partial) source sentence before the target.
 
-Two styles. Base models (the default Gemma 3 270M has no chat template) get a few-shot prompt
+Three styles. Base models (the default Gemma 3 270M has no chat template) get a few-shot prompt
 built from `models/few_shot.toml`:
 
     German: <example>\nEnglish: <example>\n ... German: <source>\nEnglish:
 
+Models LoRA-tuned for translation by lsg-edge get a one-line instruction (`instruction_prompt`).
 Instruct models get their own chat template (the GGUF's `tokenizer.chat_template`, rendered with
 Jinja) around a one-line instruction. In both styles the target follows the prefix directly, so a
 context's token list is always `prefix_tokens(source) + committed target tokens`.
@@ -25,7 +26,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["TranslationPrompt", "language_names"]
+__all__ = ["TranslationPrompt", "language_names", "instruction_prompt"]
 
 
 @functools.cache
@@ -37,6 +38,19 @@ def _few_shot() -> dict[str, Any]:
 def language_names() -> dict[str, str]:
     """Language code → English name, for the languages that have few-shot examples."""
     return dict(_few_shot()["languages"])
+
+
+def instruction_prompt(src: str, tgt: str) -> tuple[str, str]:
+    """Head and tail of the one-line instruction prompt that translation-tuned models learn.
+
+    The source sentence goes between them and the target follows the tail after a space:
+    `Translate German to English.\nGerman: <source>\nEnglish: <target>\n`. The LoRA trainer
+    (lsg_edge.convert.train_lora) builds its examples from this same function, so the prompt a
+    tuned model sees at run time is the one it was trained on.
+    """
+    names = language_names()
+    src_name, tgt_name = names[src], names[tgt]
+    return f"Translate {src_name} to {tgt_name}.\n{src_name}: ", f"\n{tgt_name}:"
 
 
 class TranslationPrompt:
@@ -65,6 +79,9 @@ class TranslationPrompt:
             examples = "".join(f"{src_name}: {ex[src]}\n{tgt_name}: {ex[tgt]}\n" for ex in _few_shot()["examples"])
             self._head = f"{examples}{src_name}: "
             self._tail = f"\n{tgt_name}:"
+            self._add_bos = True
+        elif style == "instruction":
+            self._head, self._tail = instruction_prompt(src, tgt)
             self._add_bos = True
         elif style == "chat":
             if not chat_template:
