@@ -1,0 +1,81 @@
+"""Packaged LoRA adapters, merged into their base model on first use.
+
+A translation-tuned model ships as a small PEFT adapter inside the package (`models/adapters/`),
+not as a second 240 MB GGUF. On first use it is merged into the base GGUF with the torch-free
+`convert.merge_lora` and quantized with llama.cpp's quantizer (`convert.quantize`), and the result
+is cached beside the base. A stamp records the adapter's digest and the base's fingerprint, so a
+new adapter (a package upgrade) or a replaced base builds the model again, and a damaged file is
+never used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import tempfile
+import warnings
+from importlib import resources
+from pathlib import Path
+
+from .errors import ModelError
+
+__all__ = ["packaged_adapter_dir", "merged_adapter_gguf"]
+
+_ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+
+
+def packaged_adapter_dir(name: str) -> Path:
+    """The folder of a packaged adapter (`models/adapters/<name>/`); ModelError if it is missing."""
+    if not name or "/" in name or "\\" in name or name.startswith("."):
+        raise ModelError(f"[weights] adapter must be the name of a packaged adapter, got {name!r}")
+    folder = Path(str(resources.files("lsg_edge.models") / "adapters" / name))
+    missing = [f for f in _ADAPTER_FILES if not (folder / f).is_file()]
+    if missing:
+        raise ModelError(f"the packaged adapter {name!r} is incomplete (missing {', '.join(missing)}); reinstall lsg-edge")
+    return folder
+
+
+def _digest(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for name in _ADAPTER_FILES:
+        digest.update((folder / name).read_bytes())
+    return digest.hexdigest()
+
+
+def _fingerprint(path: Path) -> str:
+    stat = path.stat()
+    return f"{stat.st_size} {stat.st_mtime_ns}"
+
+
+def merged_adapter_gguf(base: Path, adapter: Path, target: Path, quant_type: str = "Q4_K_M") -> Path:
+    """`target`: `base` with the PEFT `adapter` merged in and quantized to `quant_type`, built once.
+
+    The merge dequantizes a quantized base (the adapter was trained against those very weights, so
+    nothing is lost that the base did not already lose) and the quantizer brings it back to the
+    base's size and speed.
+    """
+    from .convert.merge_lora import ConversionWarning, MergeOptions, merge_lora
+    from .convert.quantize import QuantizeOptions, quantize
+
+    stamp = target.with_name(target.name + ".verified")
+    expected = f"adapter {_digest(adapter)}\nbase {base.name} {_fingerprint(base)}\n"
+    if target.exists() and stamp.exists() and stamp.read_text() == expected + _fingerprint(target) + "\n":
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    print(f"lsg-edge: building {target.name} from its base and packaged adapter (first use, about a minute)", file=sys.stderr)
+    # Unique temporary names: two first runs at once must not write into each other's files.
+    with tempfile.TemporaryDirectory(prefix=".merge-", dir=target.parent) as work:
+        merged = Path(work) / "merged-f16.gguf"
+        quantized = Path(work) / "merged.gguf"
+        try:
+            with warnings.catch_warnings():
+                # The dequantized-base warning is expected here: the adapter was trained on it.
+                warnings.simplefilter("ignore", ConversionWarning)
+                merge_lora(MergeOptions(base, adapter, merged, progress=False))
+            quantize(QuantizeOptions(merged, quantized, quant_type, progress=False))
+        except OSError as e:
+            raise ModelError(f"could not build {target} from its adapter: {e}") from e
+        os.replace(quantized, target)
+    stamp.write_text(expected + _fingerprint(target) + "\n")
+    return target

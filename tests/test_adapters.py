@@ -1,0 +1,66 @@
+"""Packaged adapters merged into their base on first use: built once, rebuilt when either changes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gguf
+import numpy as np
+import pytest
+
+from lsg_edge.adapters import merged_adapter_gguf, packaged_adapter_dir
+from lsg_edge.errors import ModelError
+from test_convert_tiny_models import AdapterSpec, make_hf_weights, merged_hf_weights, tiny_spec, write_peft_adapter, write_tiny_gguf
+
+
+def _tensor(path: Path, name: str) -> np.ndarray:
+    reader = gguf.GGUFReader(str(path))
+    tensor = next(t for t in reader.tensors if t.name == name)
+    return gguf.quants.dequantize(tensor.data, tensor.tensor_type).reshape([int(d) for d in reversed(tensor.shape)])
+
+
+def test_merged_once_then_reused_and_rebuilt_for_a_new_adapter(tmp_path: Path) -> None:
+    spec = tiny_spec("gemma3")
+    weights = make_hf_weights(spec, seed=5)
+    base = write_tiny_gguf(spec, weights, tmp_path / "base.gguf")
+    adapter = tmp_path / "adapter"
+    deltas = write_peft_adapter(spec, AdapterSpec(r=4, seed=2), adapter)
+    target = tmp_path / "cache" / "tuned.gguf"
+
+    built = merged_adapter_gguf(base, adapter, target, quant_type="Q8_0")
+    expected = merged_hf_weights(weights, deltas)["model.layers.0.self_attn.q_proj.weight"]
+    got = _tensor(built, "blk.0.attn_q.weight")
+    # F16 merge then Q8_0: within the two roundings of the values.
+    assert np.abs(got - expected).max() <= 0.02 * np.abs(expected).max()
+    assert sorted(p.name for p in target.parent.iterdir()) == ["tuned.gguf", "tuned.gguf.verified"]
+
+    mtime = target.stat().st_mtime_ns
+    assert merged_adapter_gguf(base, adapter, target, quant_type="Q8_0") == target
+    assert target.stat().st_mtime_ns == mtime  # reused, not rebuilt
+
+    write_peft_adapter(spec, AdapterSpec(r=4, seed=3), adapter)  # a new adapter version
+    merged_adapter_gguf(base, adapter, target, quant_type="Q8_0")
+    assert target.stat().st_mtime_ns != mtime
+
+
+def test_a_damaged_merged_file_is_built_again(tmp_path: Path) -> None:
+    spec = tiny_spec("gemma3")
+    base = write_tiny_gguf(spec, make_hf_weights(spec), tmp_path / "base.gguf")
+    adapter = tmp_path / "adapter"
+    write_peft_adapter(spec, AdapterSpec(r=2), adapter)
+    target = merged_adapter_gguf(base, adapter, tmp_path / "tuned.gguf", quant_type="Q8_0")
+    size = target.stat().st_size
+    with target.open("r+b") as f:
+        f.truncate(size // 2)
+    assert merged_adapter_gguf(base, adapter, target, quant_type="Q8_0").stat().st_size == size
+
+
+@pytest.mark.parametrize("name", ["../escape", ".hidden", "a/b", ""])
+def test_adapter_names_stay_inside_the_package(name: str) -> None:
+    with pytest.raises(ModelError, match="packaged adapter"):
+        packaged_adapter_dir(name)
+
+
+def test_a_missing_packaged_adapter_is_a_model_error() -> None:
+    with pytest.raises(ModelError, match="incomplete"):
+        packaged_adapter_dir("no-such-adapter")
