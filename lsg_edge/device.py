@@ -163,11 +163,9 @@ def choose_onnx_providers(device: str, available: Sequence[str]) -> list[str]:
 
 def onnx_providers(device: str) -> list[str]:
     """`choose_onnx_providers` against the installed onnxruntime."""
-    try:
-        import onnxruntime
-    except ImportError as e:  # pragma: no cover - a dependency of the package
-        raise DeviceError("onnxruntime is not installed: pip install onnxruntime") from e
-    return choose_onnx_providers(device, onnxruntime.get_available_providers())
+    from .runtimes import import_onnxruntime  # only when asked: the text path never loads onnxruntime
+
+    return choose_onnx_providers(device, import_onnxruntime().get_available_providers())
 
 
 def check_onnx_providers(requested: Sequence[str], active: Sequence[str], what: str) -> None:

@@ -18,6 +18,7 @@ import click
 
 from .device import DEVICES, onnx_providers, resolve_llama_device
 from .errors import DeviceError, LsgEdgeError, OptionsError
+from .runtimes import import_onnxruntime
 
 __all__ = ["runtime_report", "format_report", "info_command"]
 
@@ -26,14 +27,25 @@ _PROVIDER_DEVICES = {"CPUExecutionProvider": "cpu", "CUDAExecutionProvider": "cu
 _ONNX_PARTS = ("audio encoder", "audio decoder")
 
 
-def runtime_report(device: str = "auto", n_gpu_layers: int | None = None, n_threads: int = 0) -> dict[str, Any]:
+def runtime_report(
+    device: str = "auto", n_gpu_layers: int | None = None, n_threads: int = 0, extra_bufts: str | None = None
+) -> dict[str, Any]:
     """Versions, builds and the resolved placement of every part, as a JSON-able dict.
+
+    `llama_cpp.extra_bufts` is whether llama.cpp may use its AMX / repacked CPU buffers here and
+    why (`extra_bufts`: "auto" | "on" | "off", None = $LSG_EDGE_EXTRA_BUFTS); it may run the one-time
+    probe of backends/cpu_buffers.py, exactly as loading a model would.
 
     `parts` lists the LLM (llama.cpp), the audio encoder and decoder (onnxruntime); a part whose
     device cannot be had carries `error` (the message the engine would raise) instead of a device.
     """
+    from dataclasses import asdict
+
+    from .backends.cpu_buffers import extra_bufts_decision
     from .backends.llama import default_threads, llama_build
 
+    # onnxruntime before llama.cpp: the other order crashes CUDA builds (lsg_edge/runtimes.py).
+    onnx = _onnxruntime_facts()
     threads = n_threads or default_threads()  # both engines default to every core up to 4
     build = llama_build()
     llm: dict[str, Any] = {"part": "LLM", "runtime": "llama.cpp", "threads": threads}
@@ -43,7 +55,6 @@ def runtime_report(device: str = "auto", n_gpu_layers: int | None = None, n_thre
     except LsgEdgeError as e:
         llm.update(error=str(e), error_type=type(e).__name__)
     parts = [llm]
-    onnx = _onnxruntime_facts()
     try:
         providers = onnx_providers(device)
         placed = {"device": _PROVIDER_DEVICES.get(providers[0], providers[0]), "providers": providers}
@@ -63,6 +74,7 @@ def runtime_report(device: str = "auto", n_gpu_layers: int | None = None, n_thre
             "mmap": build.mmap,
             "devices": [f"{d.name} ({d.description}, {d.kind})" for d in build.devices],
             "system_info": build.system_info,
+            "extra_bufts": asdict(extra_bufts_decision(extra_bufts, build.package_version, build.system_info)),
         },
         "onnxruntime": onnx,
         "parts": parts,
@@ -71,8 +83,8 @@ def runtime_report(device: str = "auto", n_gpu_layers: int | None = None, n_thre
 
 def _onnxruntime_facts() -> dict[str, Any]:
     try:
-        import onnxruntime
-    except ImportError:
+        onnxruntime = import_onnxruntime()
+    except DeviceError:
         return {"package": "not installed", "providers": []}
     # onnxruntime, onnxruntime-gpu and the JetPack wheel all install the module `onnxruntime`.
     distributions = metadata.packages_distributions().get("onnxruntime", ["onnxruntime"])
@@ -99,6 +111,8 @@ def format_report(report: dict[str, Any]) -> str:
         f"GPU offload: {_yes(llama['gpu_offload'])}; mmap: {_yes(llama['mmap'])}",
         f"             devices: {'; '.join(llama['devices']) or 'not enumerated'}",
         f"             {llama['system_info']}",
+        f"             extra CPU buffers: {_on(llama['extra_bufts'])} ({llama['extra_bufts']['reason']}; "
+        f"source: {llama['extra_bufts']['source']})",
         f"onnxruntime  {onnx['package']}; providers: {', '.join(onnx['providers'])}",
         "",
         f"{'part':<14} {'runtime':<12} {'device':<7} {'build / provider':<24} {'threads':>7}  notes",
@@ -120,18 +134,24 @@ def _yes(flag: bool) -> str:
     return "yes" if flag else "no"
 
 
+def _on(decision: dict[str, Any]) -> str:
+    return "on (AMX / weight repacking)" if decision["enabled"] else "off"
+
+
 @click.command("info")
 @click.option("--device", type=click.Choice(list(DEVICES)), default="auto", show_default=True,
               help="The device to resolve, as translate/asr would.")
 @click.option("--n-gpu-layers", type=int, help="Layers offloaded to the GPU (-1: all).")
 @click.option("--threads", type=int, default=0, help="CPU threads (default: cores, up to 4).")
+@click.option("--extra-bufts", type=click.Choice(["auto", "on", "off"]),
+              help="llama.cpp's AMX / repacked CPU buffers (default: $LSG_EDGE_EXTRA_BUFTS, else auto).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of text.")
-def info_command(device: str, n_gpu_layers: int | None, threads: int, as_json: bool) -> None:
+def info_command(device: str, n_gpu_layers: int | None, threads: int, extra_bufts: str | None, as_json: bool) -> None:
     """Report the device and build each part runs on, thread counts and runtime versions.
 
     Exits with an error (after the report) when a part cannot run on the requested device.
     """
-    report = runtime_report(device, n_gpu_layers, threads)
+    report = runtime_report(device, n_gpu_layers, threads, extra_bufts)
     click.echo(json.dumps(report, ensure_ascii=False) if as_json else format_report(report))
     sys.stdout.flush()
     failed = [p for p in report["parts"] if "error" in p]

@@ -9,6 +9,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # test helpers (toy_model) import as top-level modules
 
+from lsg_edge.runtimes import import_onnxruntime  # noqa: E402
+
+# The suite needs both native runtimes in one process: onnxruntime first, before any test loads
+# llama.cpp, because the other order crashes CUDA builds (lsg_edge/runtimes.py).
+import_onnxruntime()
+
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -34,6 +34,8 @@ import numpy as np
 from ..device import DEVICES, LlamaBuild, LlamaDevice, LlamaPlacement, resolve_llama_device
 from ..errors import ModelError, OptionsError
 from .base import common_prefix_length
+from .cpu_buffers import SETTINGS as EXTRA_BUFTS_SETTINGS
+from .cpu_buffers import ExtraBuftsDecision, extra_bufts_decision
 
 __all__ = [
     "LlamaOptions",
@@ -72,6 +74,9 @@ class LlamaOptions:
     lora_scale: float = 1.0  # scale of the runtime LoRA adapter
     # F32 KV cache and no flash attention: slower, but no F16 rounding in attention (parity checks)
     f32_attention: bool = False
+    # llama.cpp's extra CPU buffer types (AMX, weight repacking): "auto" | "on" | "off";
+    # None = $LSG_EDGE_EXTRA_BUFTS, else auto (decided per machine: backends/cpu_buffers.py)
+    extra_bufts: str | None = None
 
     def __post_init__(self) -> None:
         if self.n_ctx_tokens < 64:
@@ -82,6 +87,8 @@ class LlamaOptions:
             raise OptionsError(f"--threads must be positive, got {self.n_threads}")
         if self.device not in DEVICES:
             raise OptionsError(f"--device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        if self.extra_bufts not in (None, *EXTRA_BUFTS_SETTINGS):
+            raise OptionsError(f"--extra-bufts must be one of {', '.join(EXTRA_BUFTS_SETTINGS)}, got {self.extra_bufts!r}")
 
 
 class ContextOverflow(ModelError):
@@ -236,9 +243,13 @@ class LlamaModel:
         self.placement: LlamaPlacement = resolve_llama_device(options.device, options.n_gpu_layers, llama_build())
         path = Path(options.model_path)
         check_gguf_file(path)
+        build = llama_build()
+        # Before any weight is placed: on some AMX machines the AMX kernels kill the process.
+        self.extra_bufts: ExtraBuftsDecision = extra_bufts_decision(options.extra_bufts, build.package_version, build.system_info)
         params = llama_cpp.llama_model_default_params()
         params.n_gpu_layers = self.placement.n_gpu_layers
         params.use_mmap = options.use_mmap
+        params.use_extra_bufts = self.extra_bufts.enabled
         try:
             self._model = _internals.LlamaModel(path_model=str(path), params=params, verbose=False)
         except ValueError as e:

@@ -1,4 +1,4 @@
-"""onnxruntime sessions for Whisper's encoder and decoder — the only module that imports onnxruntime.
+"""onnxruntime sessions for Whisper's encoder and decoder (onnxruntime itself comes from lsg_edge.runtimes).
 
 Shapes are those of `onnx_export` (see its docstring). Sessions are created with explicit options:
 a fixed thread count (the default grabs every core and fights the audio thread), full graph
@@ -15,6 +15,7 @@ import numpy as np
 
 from ..device import check_onnx_providers, onnx_providers
 from ..errors import ModelError, OptionsError
+from ..runtimes import import_onnxruntime
 from .onnx_export import DECODER_FILE, ENCODER_FILE
 
 __all__ = ["RuntimeOptions", "EncodedAudio", "WhisperRuntime", "quantize_int8", "open_session"]
@@ -52,10 +53,7 @@ class WhisperRuntime:
     """Loaded encoder and decoder sessions of one converted model directory."""
 
     def __init__(self, model_dir: Path, options: RuntimeOptions = RuntimeOptions()) -> None:
-        try:
-            import onnxruntime as ort
-        except ImportError as e:  # pragma: no cover - a dependency of the package
-            raise ModelError("onnxruntime is not installed: pip install onnxruntime") from e
+        ort = import_onnxruntime()
         threads = options.n_threads or max(1, min(4, os.cpu_count() or 1))
         session_options = ort.SessionOptions()
         session_options.intra_op_num_threads = threads
@@ -125,6 +123,7 @@ def quantize_int8(source_dir: Path, target_dir: Path) -> None:
     1.5× faster on CPU; the token embedding stays float32 for the lookup."""
     import logging
 
+    import_onnxruntime()  # the package first, in the one place that orders it
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     Path(target_dir).mkdir(parents=True, exist_ok=True)
@@ -154,10 +153,7 @@ def open_session(path: Path, options: RuntimeOptions, what: str):
     created with the same explicit options as Whisper's: fixed threads, full graph optimisation,
     errors-only logging, providers from lsg_edge.device and checked after creation. `what` names
     the graph in error messages."""
-    try:
-        import onnxruntime as ort
-    except ImportError as e:  # pragma: no cover - a dependency of the package
-        raise ModelError("onnxruntime is not installed: pip install onnxruntime") from e
+    ort = import_onnxruntime()
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"{what} not found: {path}")
