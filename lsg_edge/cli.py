@@ -111,13 +111,16 @@ def policy_options(function: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--n-gpu-layers", type=int,
                      help="Layers offloaded to the GPU (-1: all; default: all on cuda/metal, 0 on cpu)."),
         click.option("--n-ctx", type=int, help="Context length per llama.cpp context (tokens)."),
+        click.option("--extra-bufts", type=click.Choice(["auto", "on", "off"]),
+                     help="llama.cpp's AMX / repacked CPU buffers (default: $LSG_EDGE_EXTRA_BUFTS, else "
+                          "auto: on unless a one-time probe finds that AMX crashes on this machine)."),
     ]
     for decorator in reversed(decorators):
         function = decorator(function)
     return function
 
 
-def load_engine(model_path, manifest, lora_path, threads, device, n_gpu_layers, n_ctx, **_: Any):
+def load_engine(model_path, manifest, lora_path, threads, device, n_gpu_layers, n_ctx, extra_bufts=None, **_: Any):
     """A TranslationEngine from the shared CLI flags."""
     from .manifest import DEFAULT_TEXT_MANIFEST, GENERIC_TEXT_MANIFEST
     from .text.engine import TranslationEngine
@@ -135,6 +138,8 @@ def load_engine(model_path, manifest, lora_path, threads, device, n_gpu_layers, 
         overrides["n_ctx_tokens"] = n_ctx
     if lora_path is not None:
         overrides["lora_path"] = lora_path
+    if extra_bufts is not None:
+        overrides["extra_bufts"] = extra_bufts
     return TranslationEngine.load(manifest, model_path=model_path, **overrides)
 
 
