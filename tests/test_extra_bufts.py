@@ -136,3 +136,15 @@ def test_info_shows_the_decision_and_the_environment_forces_it(default_gguf):
     text = subprocess.run([sys.executable, "-m", "lsg_edge.cli", "info"], capture_output=True, text=True,
                           env=env, timeout=300)
     assert f"extra CPU buffers: off (forced off by {ENV_VAR}" in text.stdout
+
+
+def test_the_flag_wins_over_the_environment_on_a_real_run(default_gguf):
+    # Where AMX crashes (as on the machine this was written on), LSG_EDGE_EXTRA_BUFTS=1 alone would
+    # kill the run; --extra-bufts off must override it.
+    result = subprocess.run(
+        [sys.executable, "-m", "lsg_edge.cli", "translate", "--stdin", "--threads", "1", "--extra-bufts", "off"],
+        input="Die Polizei sucht nach Zeugen.\n", capture_output=True, text=True, timeout=300,
+        env={**os.environ, ENV_VAR: "1"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip()
