@@ -212,25 +212,21 @@ def target_loss(causal_lm, ids, attention, is_target, bf16: bool = False):
     return torch.nn.functional.cross_entropy(logits, ids[:, 1:][predicts])
 
 
-def _greedy(causal_lm, prompt: Sequence[int], stop, max_new: int = 96) -> list[int]:
+def _greedy(causal_lm, prompt: Sequence[int], stop_ids: Sequence[int], bf16: bool, max_new: int = 64) -> list[int]:
     import torch
 
     ids = torch.tensor([list(prompt)])
-    out: list[int] = []
-    past = None
-    with torch.no_grad():
-        for _ in range(max_new):
-            result = causal_lm(input_ids=ids, past_key_values=past, use_cache=True)
-            past = result.past_key_values
-            token = int(result.logits[0, -1].argmax())
-            if stop(token):
-                break
-            out.append(token)
-            ids = torch.tensor([[token]])
-    return out
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        out = causal_lm.generate(
+            ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new, do_sample=False,
+            eos_token_id=list(stop_ids), pad_token_id=0,
+        )
+    tokens = out[0, len(prompt):].tolist()
+    stops = set(stop_ids)
+    return [t for t in tokens if t not in stops]
 
 
-def _dev_figures(causal_lm, dev: list[Example], bleu_pairs: list[tuple[list[int], str]], detokenize, stop, bf16: bool) -> dict:
+def _dev_figures(causal_lm, dev: list[Example], bleu_pairs: list[tuple[list[int], str]], detokenize, stop_ids, bf16: bool) -> dict:
     import torch
 
     causal_lm.eval()
@@ -246,7 +242,7 @@ def _dev_figures(causal_lm, dev: list[Example], bleu_pairs: list[tuple[list[int]
             import sacrebleu
         except ImportError:  # pragma: no cover - sacrebleu comes with the train extra
             sacrebleu = None
-        hyps = [detokenize(_greedy(causal_lm, prompt, stop)).strip() for prompt, _ in bleu_pairs]
+        hyps = [detokenize(_greedy(causal_lm, prompt, stop_ids, bf16)).strip() for prompt, _ in bleu_pairs]
         if sacrebleu is not None:
             figures["dev_bleu"] = round(sacrebleu.corpus_bleu(hyps, [[ref for _, ref in bleu_pairs]]).score, 2)
         figures["dev_sample"] = hyps[0]
@@ -269,8 +265,10 @@ class _Tokenizer:
     def detokenize(self, tokens: Sequence[int]) -> str:
         return self._llama.detokenize(list(tokens)).decode("utf-8", errors="replace")
 
-    def is_stop(self, token: int) -> bool:
-        return b"\n" in self._llama.detokenize([token]) or token == self._llama.token_eos()
+    def stop_ids(self) -> list[int]:
+        """Tokens that end a target sentence at run time: end of generation, or any line break."""
+        n_vocab = self._llama.n_vocab()
+        return [t for t in range(n_vocab) if t == self._llama.token_eos() or b"\n" in self._llama.detokenize([t])]
 
 
 def train_lora(options: TrainOptions) -> Path:
@@ -362,8 +360,10 @@ def train_lora(options: TrainOptions) -> Path:
         torch.save(state, checkpoint / "state.pt.partial")
         (checkpoint / "state.pt.partial").replace(checkpoint / "state.pt")
 
+    stop_ids = tokenizer.stop_ids() if bleu_pairs else []
+
     def evaluate(label: str) -> None:
-        figures = _dev_figures(causal_lm, dev, bleu_pairs, tokenizer.detokenize, tokenizer.is_stop, options.bf16)
+        figures = _dev_figures(causal_lm, dev, bleu_pairs, tokenizer.detokenize, stop_ids, options.bf16)
         figures.update(step=step, minutes=round((time.monotonic() - started) / 60, 2), at=label)
         history.append(figures)
         tqdm.write(json.dumps(figures, ensure_ascii=False), file=sys.stderr)

@@ -71,7 +71,7 @@ def test_training_lowers_the_loss_and_writes_a_peft_adapter(tiny_gemma, tmp_path
     _write_pairs(data)
     options = TrainOptions(
         base, data, tmp_path / "adapter", mix=(("de-en", 0.7), ("fr-en", 0.3)), steps=40, batch_size=8,
-        heldout_pairs=40, dev_pairs=16, dev_bleu_pairs=0, eval_every=1000, checkpoint_every=20,
+        heldout_pairs=40, dev_pairs=16, dev_bleu_pairs=4, eval_every=1000, checkpoint_every=20,
         learning_rate=3e-3, warmup_steps=2, threads=1, rank=4, lora_alpha=8,
     )
     out = train_lora(options)
