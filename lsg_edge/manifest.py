@@ -10,6 +10,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .assets import cached_model_path, check_weight_package
 from .errors import ModelError, OptionsError
 
 if sys.version_info >= (3, 11):
@@ -47,6 +48,12 @@ class ModelManifest:
     def __post_init__(self) -> None:
         if self.prompt_style not in PROMPT_STYLES:
             raise OptionsError(f"prompt style must be one of {PROMPT_STYLES}, got {self.prompt_style!r}")
+        # A manifest is data, never code: it may import only weight packages and write only into
+        # the cache (checked again where the weights are assembled).
+        if self.package_module is not None:
+            check_weight_package(self.package_module)
+        if self.package_file is not None:
+            cached_model_path(self.package_file)
 
     def policy_settings(self, src: str, tgt: str) -> dict[str, Any]:
         """Recommended policy settings for a language pair: the pair's entry over the default."""
