@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -91,3 +92,20 @@ def test_onnxruntime_after_a_cuda_llama_cpp_is_an_error_not_a_crash():
     )
     loaded = _run(code)
     assert not loaded["onnxruntime"]
+
+
+def test_an_audio_llm_engine_loads_onnxruntime_before_llama_cpp(tmp_path):
+    # Both runtimes in one engine (an ONNX encoder and a GGUF LLM): a tiny random pair.
+    tests = str(Path(__file__).parent)
+    code = (
+        f"import sys; sys.path.insert(0, {tests!r})\n"
+        "import lsg_edge.backends.llama\n"  # the LLM side's module first, on purpose
+        "from pathlib import Path\n"
+        "from test_audio_llm_tiny import write_tiny_audio_llm\n"
+        "from lsg_edge.audio_llm import AudioLlmEngine\n"
+        f"manifest = write_tiny_audio_llm(Path({str(tmp_path)!r}), n_frames=0)[0]\n"
+        "with AudioLlmEngine.load(manifest, n_threads=1) as engine:\n"
+        "    assert engine.llm.n_embd > 0\n" + _LOADED
+    )
+    loaded = _run(code)
+    assert loaded["order"] == ["onnxruntime", "llama_cpp"]

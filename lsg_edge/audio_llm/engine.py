@@ -27,6 +27,7 @@ import numpy as np
 from ..backends.base import greedy_draft
 from ..backends.llama import EmbeddingBlock, LlamaContext, LlamaModel, LlamaOptions, LlamaVocabulary
 from ..errors import ModelError, OptionsError
+from ..runtimes import import_onnxruntime
 from ..speech.features import SAMPLE_RATE_HZ
 from ..speech.loops import token_budget, trim_repetition
 from ..speech.onnx_runtime import RuntimeOptions
@@ -108,6 +109,8 @@ class AudioLlmEngine:
     def __init__(self, manifest: AudioLlmManifest, options: AudioLlmOptions = AudioLlmOptions()) -> None:
         self.manifest = manifest
         self.options = options
+        # onnxruntime before llama.cpp, whatever fails below: the other order crashes CUDA builds.
+        import_onnxruntime()
         # The encoder first: a missing or malformed graph fails before the (large) GGUF is mapped.
         self.encoder = AudioEncoder(manifest.encoder, RuntimeOptions(n_threads=options.n_threads, device=options.device))
         self.llm = LlamaModel(LlamaOptions(
