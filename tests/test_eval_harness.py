@@ -28,34 +28,43 @@ def commit(text, separator=" ", read=1, ms=0.0, end=False, sentence=0):
 # --- commits → instance ------------------------------------------------------------------------
 
 
-def test_each_word_gets_its_commit_delay_and_elapsed():
+def test_each_word_gets_the_source_read_when_its_commit_came_and_its_elapsed():
     commits = [commit("The", "", 2, 10.0), commit("police are", " ", 3, 25.0), commit("looking.", " ", 5, 40.0, True)]
-    instance = instance_from_commits(0, "Die Polizei sucht nach Zeugen".split(), "The police are looking.", commits)
+    instance = instance_from_commits(0, "Die Polizei sucht nach Zeugen".split(), "The police are looking.", commits,
+                                     reads=[2, 3, 5])
     assert instance.prediction == "The police are looking."
     assert instance.delays == (2.0, 3.0, 3.0, 5.0)
     assert instance.elapsed == (10.0, 25.0, 25.0, 40.0)
     assert instance.source_length == 5
 
 
-def test_word_split_over_commits_is_one_word_written_when_completed():
-    commits = [commit("Zeug", "", 2, 5.0), commit("en here", "", 4, 9.0, True)]
-    instance = instance_from_commits(0, ["a", "b", "c", "d"], "x", commits)
-    assert instance.prediction == "Zeugen here"
-    assert instance.delays == (4.0, 4.0)
+def test_a_piece_continuing_a_word_in_a_later_commit_is_a_word_of_its_own_as_simuleval_logs_it():
+    # "Road" written after 2 source words, its comma decided after 4: SimulEval splits each write
+    # on whitespace and logs every piece with the source read at that write.
+    commits = [commit("Burgess Road", "", 2, 5.0), commit(", before", "", 4, 9.0), commit("it.", " ", 5, 12.0, True)]
+    instance = instance_from_commits(0, ["a", "b", "c", "d", "e"], "x", commits, reads=[2, 4, 5])
+    assert instance.prediction == "Burgess Road , before it."
+    assert instance.delays == (2.0, 2.0, 4.0, 4.0, 5.0)
 
 
-def test_a_cut_line_offsets_the_later_part():
-    # The session cut a long line after 3 words (bounded window); the rest restarted counting.
+def test_a_cut_line_counts_source_words_pushed_not_the_parts_own_counts():
+    # The session cut a long line when word 4 came (bounded window): the first part's last commit
+    # came back from that push, and the second part counts its words from 1 again.
     commits = [commit("one two", "", 3, 30.0, True), commit("three", "", 1, 5.0, sentence=1),
                commit("four", " ", 2, 8.0, True, sentence=1)]
-    instance = instance_from_commits(0, list("abcde"), "x", commits)
-    assert instance.delays == (3.0, 3.0, 4.0, 5.0)
+    instance = instance_from_commits(0, list("abcde"), "x", commits, reads=[4, 4, 5])
+    assert instance.delays == (4.0, 4.0, 4.0, 5.0)
     assert instance.elapsed == (30.0, 30.0, 35.0, 38.0)
 
 
 def test_empty_output_is_an_instance_without_delays():
-    instance = instance_from_commits(0, ["a"], "ref", [commit("", "", 1, 3.0, True)])
+    instance = instance_from_commits(0, ["a"], "ref", [commit("", "", 1, 3.0, True)], reads=[1])
     assert instance.prediction == "" and instance.delays == ()
+
+
+def test_commits_and_reads_must_pair_up():
+    with pytest.raises(ValueError):
+        instance_from_commits(0, ["a"], "ref", [commit("x", "", 1, 3.0, True)], reads=[])
 
 
 def test_instances_log_round_trip(tmp_path):

@@ -45,3 +45,13 @@ def test_speech_commits_become_ms_instances_scored_like_text():
     assert quality_scores([instance], ("WER",))["WER"] == pytest.approx(0.0)
     scores = latency_scores([instance])
     assert 0 < scores["AL"] < 2525.0 and scores["AL_CA"] > scores["AL"]
+
+
+def test_commits_of_finish_are_logged_at_the_full_audio_length():
+    # finish() commits after the last, partial VAD frame too: everything was read (SimulEval's delay
+    # for a write after the last segment), though audio_ms counts only whole 20 ms frames.
+    commits = [FakeCommit(" there was", 1280, 100.5), FakeCommit(" not a single note of gloom", 2520, 101.0)]
+    instance = instance_from_speech_commits(0, commits, 2525.0, "THERE WAS NOT A SINGLE NOTE OF GLOOM", 100.0,
+                                            n_final=1)
+    assert instance.delays == (1280.0,) * 2 + (2525.0,) * 6
+    assert instance.elapsed[-1] == pytest.approx(2525.0 + 1000.0)

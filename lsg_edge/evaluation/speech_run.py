@@ -61,8 +61,11 @@ def read_audio_manifest(path: Path, limit: int | None = None) -> list[AudioItem]
             duration_s = float(row["duration_s"])
         except ValueError as e:
             raise InputError(f"{path}:{line_no}: duration_s {row['duration_s']!r} is not a number") from e
-        items.append(AudioItem(row["case_id"], (path.parent / row["audio_path"]).resolve(), duration_s,
-                               row["transcript"].strip()))
+        audio_path = (path.parent / row["audio_path"]).resolve()
+        # Every file is checked before a model loads: a missing row 40 must not fail after row 39.
+        if not audio_path.is_file():
+            raise InputError(f"{path}:{line_no}: audio file not found: {audio_path}")
+        items.append(AudioItem(row["case_id"], audio_path, duration_s, row["transcript"].strip()))
     return items
 
 
@@ -73,16 +76,24 @@ def instance_from_speech_commits(
     reference: str,
     started_at_s: float,
     source: str = "",
+    n_final: int = 0,
 ) -> Instance:
-    """The ms instance of one utterance; `started_at_s` is time.time() at its first pushed sample."""
+    """The ms instance of one utterance; `started_at_s` is time.time() at its first pushed sample.
+
+    The last `n_final` commits are those `finish` returned, when all the audio had been read: they
+    are logged at `duration_ms`, as SimulEval logs what is written after the last segment, not at
+    their `audio_ms`, which counts only the whole VAD frames heard.
+    """
+    commits = list(commits)
     words: list[str] = []
     delays: list[float] = []
     elapsed: list[float] = []
-    for c in commits:
+    for k, c in enumerate(commits):
+        read_ms = float(duration_ms) if k >= len(commits) - n_final else float(c.audio_ms)
         pieces = c.text.split()
         words += pieces
-        delays += [float(c.audio_ms)] * len(pieces)
-        elapsed += [float(c.audio_ms) + (c.wall_time_s - started_at_s) * 1000.0] * len(pieces)
+        delays += [read_ms] * len(pieces)
+        elapsed += [read_ms + (c.wall_time_s - started_at_s) * 1000.0] * len(pieces)
     return Instance(index=index, prediction=" ".join(words), reference=reference, source_length=float(duration_ms),
                     delays=tuple(delays), elapsed=tuple(elapsed), unit="ms", source=source)
 
@@ -106,10 +117,12 @@ def run_speech(new_session: Any, items: Sequence[AudioItem], progress: bool = Tr
         commits = []
         for block in file_blocks(audio):
             commits += session.push(block)
-        commits += session.finish()
+        final = session.finish()
+        commits += final
         wall_s += time.perf_counter() - started
         instances.append(instance_from_speech_commits(
-            index, commits, 1000.0 * audio.size / SAMPLE_RATE_HZ, item.transcript, started_at, str(item.audio_path)))
+            index, commits, 1000.0 * audio.size / SAMPLE_RATE_HZ, item.transcript, started_at, str(item.audio_path),
+            n_final=len(final)))
     return instances, wall_s
 
 
@@ -118,10 +131,11 @@ def evaluate_speech(
 ) -> list[dict[str, Any]]:
     """`lsg-edge eval --audio-manifest`: stream every utterance with the speech policy named by the
     shared flags (--policy, --delta, --alpha, --low-bound, --top-bound, --kl-direction,
-    --draft-tokens; others keep the speech defaults) and write instances.log and scores.json."""
+    --draft-tokens, --threads; others keep the speech defaults) and write instances.log and scores.json."""
     from dataclasses import asdict
 
     from ..speech.engine import SpeechEngine
+    from ..speech.onnx_runtime import RuntimeOptions
     from ..speech.policies import SpeechPolicyOptions
     from ..speech.session import AsrSession, SessionOptions
     from .instance import write_instances
@@ -134,7 +148,8 @@ def evaluate_speech(
                                  **{k: flags[k] for k in keys if flags.get(k) is not None})
     # English recognition (the manifests here are LibriSpeech); --src/--tgt are the text pair's.
     options = SessionOptions(policy=policy)
-    engine = SpeechEngine.load(speech_model)
+    # --threads is onnxruntime's here (default: the cores, up to 4), as `lsg-edge asr --threads`.
+    engine = SpeechEngine.load(speech_model, RuntimeOptions(n_threads=flags.get("threads") or 0))
     instances, wall_s = run_speech(lambda: AsrSession(engine, options), items, progress)
     row: dict[str, Any] = {"policy": policy.name, "setting": policy.name, "n_sentences": len(instances)}
     row.update(quality_scores(instances, ("WER",)))

@@ -75,38 +75,40 @@ def read_parallel(source_path: Path, reference_path: Path, limit: int | None = N
 
 
 def instance_from_commits(
-    index: int, source_words: Sequence[str], reference: str, commits: Iterable[Commit]
+    index: int,
+    source_words: Sequence[str],
+    reference: str,
+    commits: Iterable[Commit],
+    reads: Sequence[int],
 ) -> Instance:
-    """The instance of one source line from the commits it produced.
+    """The instance of one source line from the commits it produced, as SimulEval logs it.
 
-    Each output word gets the delay and elapsed time of the commit that *completed* it (a word
-    split over two commits is written when its second part is). If the session cut the line into
-    several sentences (bounded windows), later parts' positions are offset by the earlier parts'.
+    `reads[k]`: source words pushed when commit k was returned (the line's words up to the one
+    whose push returned it; all of them for the commits of `finish`). Each commit's text is split
+    on whitespace and every piece is an output word with delay `reads[k]` — SimulEval's rule
+    (`TextOutputInstance.receive_prediction`), so that `simuleval` driving the same session
+    (`lsg_edge.simuleval_agents`) logs these very instances. In particular a piece that continues
+    the previous commit's last word (a comma decided one source word later) is a word of its own,
+    and a cut line (bounded windows) needs no offsets. `elapsed` is the wall time since the line's
+    first word: a later part of a cut line adds the earlier parts' times.
     """
     words: list[str] = []
     delays: list[float] = []
     elapsed: list[float] = []
-    offset_words, offset_ms = 0, 0.0
-    open_word = False  # the last word may be continued by the next commit (no separator)
-    for c in commits:
-        delay, time_ms = offset_words + c.source_words_read, offset_ms + c.elapsed_ms
+    offset_ms = 0.0
+    for c, read in zip(commits, reads, strict=True):
         pieces = c.text.split()
-        if pieces and open_word and c.separator == "" and not c.text[:1].isspace():
-            words[-1] += pieces.pop(0)
-            delays[-1], elapsed[-1] = delay, time_ms
         words += pieces
-        delays += [delay] * len(pieces)
-        elapsed += [time_ms] * len(pieces)
-        if c.text:
-            open_word = bool(words) and not c.text[-1:].isspace()
+        delays += [float(read)] * len(pieces)
+        elapsed += [offset_ms + c.elapsed_ms] * len(pieces)
         if c.sentence_end:
-            offset_words, offset_ms, open_word = delay, time_ms, False
+            offset_ms += c.elapsed_ms
     return Instance(
         index=index,
         prediction=" ".join(words),
         reference=reference,
         source_length=len(source_words),
-        delays=tuple(float(d) for d in delays),
+        delays=tuple(delays),
         elapsed=tuple(elapsed),
         unit="word",
         source=join_words(list(source_words)),
@@ -139,11 +141,16 @@ def run_text(
         words = split_words(pair.source)
         started = time.perf_counter()
         commits: list[Commit] = []
-        for word in words:
-            commits += session.push(word)
-        commits += session.finish()
+        reads: list[int] = []
+        for n_read, word in enumerate(words, 1):
+            pushed = session.push(word)
+            commits += pushed
+            reads += [n_read] * len(pushed)
+        finished = session.finish()
+        commits += finished
+        reads += [len(words)] * len(finished)
         wall_s += time.perf_counter() - started
-        instances.append(instance_from_commits(first_index + index, words, pair.reference, commits))
+        instances.append(instance_from_commits(first_index + index, words, pair.reference, commits, reads))
     bar.close()
     after = engine.counters
     return TextRun(
