@@ -105,11 +105,14 @@ def quantize_command(
 
 def run_standalone(command: click.Command, argv: list[str] | None = None) -> None:
     """Run one command as a script, turning LsgEdgeError into one line and its exit code."""
+    from ..signals import install_sigterm_handler, interrupted_exit_code
+
+    install_sigterm_handler()  # SIGTERM cleans up as Ctrl-C does, then exits 143
     try:
         command.main(args=argv, standalone_mode=False)
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("aborted", err=True)
-        sys.exit(130)
+        sys.exit(interrupted_exit_code())
     except click.ClickException as e:
         e.show()
         sys.exit(e.exit_code)

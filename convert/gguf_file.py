@@ -8,6 +8,7 @@ run never leaves a half-written GGUF under the output name.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from contextlib import contextmanager
@@ -104,13 +105,21 @@ def atomic_output(out_path: Path) -> Iterator[Path]:
         raise ModelError(f"output path is a folder: {out_path}")
     if not out_path.parent.is_dir():
         raise ModelError(f"output folder does not exist: {out_path.parent}")
+    if not os.access(out_path.parent, os.W_OK):
+        raise ModelError(f"output folder is not writable: {out_path.parent}")
     # Same folder, so that the final rename is atomic (same file system).
     temporary = out_path.with_name(f".{out_path.name}.{os.getpid()}.partial")
     try:
         yield temporary
-        os.replace(temporary, out_path)
+        try:
+            os.replace(temporary, out_path)
+        except OSError as e:
+            raise ModelError(f"cannot write {out_path}: {e.strerror}") from e
     finally:
-        temporary.unlink(missing_ok=True)
+        # The cleanup must never replace the error that brought us here (e.g. EROFS on a
+        # read-only file system, where even unlinking a missing file fails).
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
 
 
 def copy_metadata(writer: gguf.GGUFWriter, base: BaseModel, skip: frozenset[str] = frozenset()) -> None:
@@ -147,6 +156,8 @@ def progress_bar(total_bytes: int, description: str, enabled: bool):
         unit_scale=True,
         unit_divisor=1024,
         file=sys.stderr,
-        disable=not enabled,
+        # A bar redrawn with carriage returns is noise in a log file, and whatever is printed
+        # next would land on its line: only on a terminal.
+        disable=not (enabled and sys.stderr.isatty()),
         leave=False,
     )

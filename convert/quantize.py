@@ -41,6 +41,8 @@ QUANT_TYPES = {
 # How often the progress bar looks at the output file, seconds.
 _POLL_INTERVAL_S = 0.2
 _GGML_LOG_LEVEL_ERROR = 4
+# Tensor types a source may hold without counting as already quantized.
+_FLOAT_TYPES = frozenset({"F32", "F16", "BF16"})
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,14 @@ class _ErrorLog:
 def quantize(options: QuantizeOptions) -> Path:
     """Quantize `options.in_path` into `options.out_path`; ModelError on failure (nothing left behind)."""
     source = open_base_model(options.in_path)  # checks magic and readability, refuses adapters
+    quantized = sorted({t.tensor_type.name for t in source.tensors.values()} - _FLOAT_TYPES)
     del source
+    if quantized and not options.allow_requantize:
+        # Checked here rather than left to llama.cpp, whose message names neither the flag nor the file.
+        raise ModelError(
+            f"{options.in_path} is already quantized ({', '.join(quantized)}); quantizing it again adds "
+            "error: pass --allow-requantize to do it anyway, or start from the F16/F32 model"
+        )
     llama_cpp = _llama_cpp()
     llama_cpp.llama_backend_init()
     params = llama_cpp.llama_model_quantize_default_params()

@@ -10,13 +10,15 @@ import importlib
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
 import click
 
-from .errors import InputError, LsgEdgeError
+from .errors import InputError, InputWarning, LsgEdgeError, ModelError, OptionsError
 from .manifest import PROMPT_STYLES
+from .signals import install_sigterm_handler, interrupted_exit_code, terminated
 
 __all__ = ["main"]
 
@@ -40,6 +42,17 @@ class _LazyGroup(click.Group):
             command = getattr(importlib.import_module(module_name), attribute)
         return command
 
+    def invoke(self, ctx: click.Context) -> Any:
+        # click answers a closed stdout (EPIPE) with exit code 1 before `main` could see it.
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError as e:
+            raise _ReaderGone() from e
+
+
+class _ReaderGone(Exception):
+    """stdout's reader went away (e.g. `| head`)."""
+
 
 def _available(name: str) -> bool:
     module_name = _LAZY_COMMANDS[name][0]
@@ -57,23 +70,38 @@ def cli() -> None:
 
 def main() -> None:
     """Console entry point: run the CLI, mapping library errors to one-line messages."""
+    install_sigterm_handler()  # SIGTERM takes Ctrl-C's path, then exits 143
+    warnings.showwarning = _show_warning
     try:
         cli.main(standalone_mode=False)
     except LsgEdgeError as e:
         click.echo(f"lsg-edge: error: {e}", err=True)
         sys.exit(e.exit_code)
     except click.exceptions.Abort:
-        sys.exit(130)
+        sys.exit(interrupted_exit_code())
     except click.ClickException as e:
         e.show()
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         # Everything committed was already written and flushed.
-        sys.exit(130)
-    except BrokenPipeError:
+        sys.exit(interrupted_exit_code())
+    except (BrokenPipeError, _ReaderGone):
         # The reader went away (e.g. `| head`): nothing more can be delivered; exit quietly.
         _silence_stdout()
         sys.exit(0)
+    if terminated():  # a command that caught the interruption itself (asr commits what was heard)
+        sys.exit(interrupted_exit_code())
+
+
+_default_showwarning = warnings.showwarning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    """`InputWarning`s as one line on stderr; anything else as Python shows it."""
+    if issubclass(category, InputWarning):
+        click.echo(f"lsg-edge: warning: {message}", err=True)
+    else:
+        _default_showwarning(message, category, filename, lineno, file, line)
 
 
 def _silence_stdout() -> None:
@@ -86,12 +114,12 @@ def policy_options(function: Callable[..., Any]) -> Callable[..., Any]:
     decorators = [
         click.option("--src", default="de", show_default=True, help="Source language code."),
         click.option("--tgt", default="en", show_default=True, help="Target language code."),
-        click.option("--model", "model_path", type=click.Path(dir_okay=False, path_type=Path),
+        click.option("--model", "model_path", type=click.Path(path_type=Path),
                      help="A GGUF model file (default: the embedded Gemma 3 270M)."),
         click.option("--manifest", help="Model manifest: a built-in name or a .toml path."),
         click.option("--prompt-style", type=click.Choice(list(PROMPT_STYLES)),
                      help="Prompt style (default: the manifest's)."),
-        click.option("--lora", "lora_path", type=click.Path(dir_okay=False, path_type=Path),
+        click.option("--lora", "lora_path", type=click.Path(path_type=Path),
                      help="A llama.cpp LoRA adapter GGUF applied at run time."),
         click.option("--policy", type=click.Choice(["lsg", "wait-k", "offline", "local-agreement"]),
                      help="Read/write policy (default: the manifest's)."),
@@ -103,7 +131,7 @@ def policy_options(function: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--kl-direction", type=click.Choice(["paper", "code"]),
                      help="paper: KL(P_cur‖P_base); code: KL(P_base‖P_cur) as ictnlp/LSG."),
         click.option("--draft-tokens", type=int, help="Tokens drafted per decision."),
-        click.option("--threads", type=int, help="CPU threads for llama.cpp."),
+        click.option("--threads", type=int, help="CPU threads for llama.cpp (default: the cores, up to 4)."),
         click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "metal"]),
                      help="Where the LLM runs (default: the manifest's, normally auto); auto = the GPU if "
                           "this llama.cpp build offloads, else the CPU. "
@@ -120,11 +148,22 @@ def policy_options(function: Callable[..., Any]) -> Callable[..., Any]:
     return function
 
 
+_MIN_N_CTX = 64  # LlamaOptions' floor for n_ctx_tokens
+
+
 def load_engine(model_path, manifest, lora_path, threads, device, n_gpu_layers, n_ctx, extra_bufts=None, **_: Any):
     """A TranslationEngine from the shared CLI flags."""
     from .manifest import DEFAULT_TEXT_MANIFEST, GENERIC_TEXT_MANIFEST
     from .text.engine import TranslationEngine
 
+    # Checked here so that the messages name the flags, not the library's fields.
+    if threads is not None and threads < 1:
+        raise OptionsError(f"--threads must be at least 1, got {threads}")
+    if n_ctx is not None and n_ctx < _MIN_N_CTX:
+        raise OptionsError(f"--n-ctx must be at least {_MIN_N_CTX} tokens, got {n_ctx}")
+    for flag, path in (("--model", model_path), ("--lora", lora_path)):
+        if path is not None and path.is_dir():
+            raise ModelError(f"{flag} {path} is a folder; give a GGUF file")
     if manifest is None:
         manifest = GENERIC_TEXT_MANIFEST if model_path else DEFAULT_TEXT_MANIFEST
     overrides: dict[str, Any] = {}

@@ -6,7 +6,7 @@ is a bug and is allowed to show its traceback.
 
 from __future__ import annotations
 
-__all__ = ["LsgEdgeError", "ModelError", "InputError", "OptionsError", "DeviceError"]
+__all__ = ["LsgEdgeError", "ModelError", "InputError", "OptionsError", "DeviceError", "InputWarning"]
 
 
 class LsgEdgeError(Exception):
@@ -37,3 +37,8 @@ class DeviceError(LsgEdgeError):
     """A requested device (GPU, microphone) is not available in this installation."""
 
     exit_code = 3
+
+
+class InputWarning(UserWarning):
+    """Input was used only in part (a word too long to translate, an audio file shorter than its
+    header says). The CLI shows it as one 'warning:' line on stderr."""

@@ -2,8 +2,8 @@
 
 Words are read from a byte stream as soon as they are complete (followed by whitespace), not when
 a line ends, so a person typing sees translation while the sentence is still being typed. Invalid
-UTF-8 is replaced, never fatal. Scripts written without spaces (Chinese, Japanese) are split into
-characters, which serve as their source "words".
+UTF-8 is replaced, never fatal; control characters (terminal escapes) are dropped. Scripts written
+without spaces (Chinese, Japanese) are split into characters, which serve as their source "words".
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator
 
-__all__ = ["SourceEvent", "read_words", "ends_sentence", "join_words", "split_words"]
+__all__ = ["SourceEvent", "read_words", "ends_sentence", "join_words", "split_words", "CONTROL_CHARACTERS"]
 
 _READ_SIZE_BYTES = 4096
 _SENTENCE_FINAL = ("。", "！", "？", ".", "!", "?", "…")
@@ -25,6 +25,9 @@ _ABBREVIATIONS = frozenset(
     "m mme mlle av sra sr dña".split()
 )
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]")
+# C0 and C1 control characters other than tab and line feed: ESC, BEL, CSI … make a terminal run
+# commands (set its title, move the cursor), so they never reach a prompt or the output.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,9 @@ def split_words(text: str) -> list[str]:
     """Whitespace-separated words; runs of CJK characters split into single characters."""
     words: list[str] = []
     for chunk in text.split():
+        chunk = CONTROL_CHARACTERS.sub("", chunk)
+        if not chunk:
+            continue
         if _CJK.search(chunk):
             words.extend(_split_cjk(chunk))
         else:
