@@ -6,14 +6,17 @@ it is fed from a file or a device.
 
 from __future__ import annotations
 
+import os
 import queue
+import struct
 import time
+import warnings
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
-from ..errors import DeviceError, InputError
+from ..errors import DeviceError, InputError, InputWarning
 from .features import SAMPLE_RATE_HZ
 
 __all__ = ["read_audio", "file_blocks", "MicrophoneStream", "to_mono_16k"]
@@ -44,7 +47,41 @@ def read_audio(path: Path) -> np.ndarray:
         samples, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
     except (soundfile.LibsndfileError, RuntimeError, OSError) as e:
         raise InputError(f"cannot read audio file {path}: {e}") from e
+    shortfall = _wav_shortfall(path)
+    if shortfall is not None:
+        declared_s, held_s = shortfall
+        warnings.warn(f"{path}: the WAV header declares {declared_s:.2f} s of audio but the file holds "
+                      f"{held_s:.2f} s (truncated?); using what is there", InputWarning, stacklevel=2)
     return to_mono_16k(samples, rate)
+
+
+def _wav_shortfall(path: Path) -> tuple[float, float] | None:
+    """(declared s, present s) when a WAV's data chunk claims more bytes than the file holds.
+
+    libsndfile reads what is there without a word, so a cut-off recording would pass for a complete
+    one. A size of 0 or 0xFFFFFFFF is a recorder's placeholder for "until the end", not a claim."""
+    with open(path, "rb") as f:
+        header = f.read(12)
+        if len(header) < 12 or header[:4] != b"RIFF" or header[8:12] != b"WAVE":
+            return None
+        file_size = os.fstat(f.fileno()).st_size
+        byte_rate = 0
+        while True:
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                return None
+            chunk_id, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+            if chunk_id == b"fmt ":
+                body = f.read(size + (size & 1))
+                if len(body) >= 12:
+                    byte_rate = struct.unpack("<I", body[8:12])[0]
+                continue
+            if chunk_id == b"data":
+                held = file_size - f.tell()
+                if byte_rate <= 0 or size in (0, 0xFFFFFFFF) or size <= held:
+                    return None
+                return size / byte_rate, held / byte_rate
+            f.seek(size + (size & 1), os.SEEK_CUR)
 
 
 def file_blocks(audio: np.ndarray, realtime: bool = False) -> Iterator[np.ndarray]:

@@ -1,0 +1,44 @@
+"""Speech input that is used only in part, or not at all, says so before any model work."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from lsg_edge.errors import InputError, InputWarning
+from lsg_edge.evaluation.speech_run import read_audio_manifest
+from lsg_edge.speech.audio_io import read_audio
+
+
+def _wav(path: Path, seconds: float) -> Path:
+    samples = np.random.default_rng(0).normal(0.0, 0.05, int(16000 * seconds)).astype(np.float32)
+    soundfile.write(str(path), samples, 16000, subtype="PCM_16")
+    return path
+
+
+def test_a_wav_shorter_than_its_header_warns(tmp_path):
+    path = _wav(tmp_path / "cut.wav", 2.0)
+    with open(path, "r+b") as f:
+        f.truncate(os.path.getsize(path) // 2)
+    with pytest.warns(InputWarning, match=r"declares 2\.00 s .* holds 1\.00 s"):
+        audio = read_audio(path)
+    assert 0.9 * 16000 < audio.size < 1.1 * 16000
+
+
+def test_a_complete_wav_does_not_warn(tmp_path, recwarn):
+    read_audio(_wav(tmp_path / "ok.wav", 0.5))
+    assert not [w for w in recwarn if issubclass(w.category, InputWarning)]
+
+
+def test_audio_manifest_checks_every_file_before_any_decoding(tmp_path):
+    _wav(tmp_path / "a.wav", 0.2)
+    manifest = tmp_path / "m.tsv"
+    manifest.write_text("case_id\taudio_path\tduration_s\ttranscript\n"
+                        "a\ta.wav\t0.2\thello\n"
+                        "b\tmissing.wav\t0.2\tworld\n")
+    with pytest.raises(InputError, match=r"m\.tsv:3: audio file not found: .*missing\.wav"):
+        read_audio_manifest(manifest)
