@@ -23,7 +23,7 @@ N_UTTERANCES = 3
 TOLERANCE = 1e-6
 
 
-def run(command: list[str], timeout: float = 900) -> subprocess.CompletedProcess:
+def run(command: list[str], timeout: float = 1800) -> subprocess.CompletedProcess:
     result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, result.stderr[-3000:]
     return result
