@@ -147,9 +147,18 @@ class _Deferred:
 
 
 def resolve_gguf(manifest: ModelManifest) -> Path:
-    """The GGUF file of a manifest, assembling packaged weights into the cache on first use."""
+    """The GGUF file of a manifest, assembling packaged weights (and merging a packaged adapter into
+    them) into the cache on first use."""
     if manifest.gguf_path is not None:
-        return manifest.gguf_path
-    if manifest.package_module and manifest.package_file:
-        return assemble_packaged_gguf(manifest.package_module, manifest.package_file)
-    raise ModelError(f"manifest {manifest.name!r} names no weights ([weights] gguf or package_module)")
+        base = manifest.gguf_path
+    elif manifest.package_module and manifest.package_file:
+        base = assemble_packaged_gguf(manifest.package_module, manifest.package_file)
+    else:
+        raise ModelError(f"manifest {manifest.name!r} names no weights ([weights] gguf or package_module)")
+    if manifest.adapter is None or manifest.merged_file is None:
+        return base
+    from ..adapters import merged_adapter_gguf, packaged_adapter_dir
+    from ..assets import cached_model_path
+
+    adapter = packaged_adapter_dir(manifest.adapter)
+    return merged_adapter_gguf(base, adapter, cached_model_path(manifest.merged_file), manifest.merged_type)
