@@ -172,10 +172,7 @@ class LsgSpeechAgent(SpeechToTextAgent):
         # A fresh session per utterance, as `lsg-edge eval` streams each: AsrSession.reset keeps
         # the VAD's noise-floor history, which would carry one utterance's level into the next.
         self._new_session = lambda: AsrSession(self.engine, options)
-        self.session = self._new_session()
-        self._n_pushed = 0  # samples of the current utterance pushed into the session
-        self._resampler = None
-        super().__init__(args)
+        super().__init__(args)  # calls reset, which opens the first session
 
     @staticmethod
     def add_args(parser: ArgumentParser) -> None:
@@ -221,8 +218,8 @@ class LsgSpeechAgent(SpeechToTextAgent):
     def reset(self) -> None:
         super().reset()
         self.session = self._new_session()
-        self._n_pushed = 0
-        self._resampler = None
+        self._n_pushed = 0  # samples of the current utterance pushed into the session
+        self._resampler = None  # a streaming resampler, for audio not at 16 kHz
 
     def policy(self) -> Action:
         commits = []
