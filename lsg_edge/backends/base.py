@@ -71,6 +71,7 @@ def greedy_draft(
     is_stop: Callable[[int], bool],
     guess: Sequence[int] = (),
     should_stop: Callable[[list[int], np.ndarray], bool] | None = None,
+    keep_logits: bool = True,
 ) -> Draft:
     """Greedily continue `prefix` by up to `max_new_tokens` tokens.
 
@@ -79,7 +80,9 @@ def greedy_draft(
     not change after a READ costs one forward pass instead of one per token. The result equals
     plain token-by-token greedy decoding. `should_stop(tokens, row)`, asked after each new token with
     the logits row it was chosen from, ends the draft early (not as `ended`) once the caller has all
-    it can use — every further token would cost a forward pass.
+    it can use — every further token would cost a forward pass. With `keep_logits=False` the draft's
+    `logits` stay empty: a row is a vocabulary of floats (1 MB for Gemma 3), and decoding a
+    sentence's end may draft hundreds of tokens.
     """
     prefix = list(prefix)
     if not prefix:
@@ -98,7 +101,8 @@ def greedy_draft(
             if is_stop(token):
                 return Draft(tokens, _stack(rows, row.size), ended=True)
             tokens.append(token)
-            rows.append(row)
+            if keep_logits:
+                rows.append(row)
             if should_stop is not None and should_stop(tokens, row):
                 return Draft(tokens, _stack(rows, row.size), ended=False)
             if len(tokens) >= max_new_tokens or k >= len(pending) or pending[k] != token:

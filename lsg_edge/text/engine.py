@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,11 @@ class TranslationEngine:
 
     Sessions created from one engine share its contexts; each context keeps whatever prefix it last
     evaluated, so interleaving sessions is correct but re-evaluates more.
+
+    Thread safety: sessions of one engine may be used from different threads (one thread per
+    session). A llama.cpp context is not thread-safe, so each session's `push` / `finish` holds the
+    engine's lock: calls run one at a time, in whatever order the threads make them, and give the
+    outputs they give serially. For parallel throughput, load one engine per thread.
     """
 
     def __init__(self, model: LlamaModel, manifest: ModelManifest) -> None:
@@ -39,6 +45,7 @@ class TranslationEngine:
         self.manifest = manifest
         self.full_context = model.new_context()
         self._baseline_context: LlamaContext | None = None
+        self.lock = threading.RLock()  # held by each session call that uses the contexts
 
     @property
     def baseline_context(self) -> LlamaContext:
@@ -111,6 +118,7 @@ class TranslationEngine:
             policy=policy or self.policy_options(src, tgt),
             options=options or SessionOptions(),
             n_ctx_tokens=self.model.options.n_ctx_tokens,
+            lock=self.lock,
         )
 
     @property
@@ -127,7 +135,8 @@ class TranslationEngine:
         }
 
     def close(self) -> None:
-        self.model.close()
+        with self.lock:
+            self.model.close()
 
     def __enter__(self) -> "TranslationEngine":
         return self

@@ -109,6 +109,16 @@ class TranslationPrompt:
         """The target sentence ends: end of generation, or a line break (one sentence per line)."""
         return self.vocab.is_end_of_generation(token) or b"\n" in self.vocab.piece(token)
 
+    def echo_texts(self) -> list[tuple[str, str | None]]:
+        """Prompt text a translation must not repeat, as (text, permit): `text` may appear in the
+        output only when the source holds `permit` (None: never). The few-shot examples' target
+        side is the right answer when the source is that example; their source side, the
+        instruction and template lines never are."""
+        if self.style == "few-shot":
+            examples = _few_shot()["examples"]
+            return [(ex[self.src], None) for ex in examples] + [(ex[self.tgt], ex[self.src]) for ex in examples]
+        return [(line, None) for line in self._head.splitlines() if line.strip()]
+
 
 def _render_chat(template: str, user_message: str, bos_text: str) -> str:
     try:
