@@ -42,3 +42,17 @@ def test_audio_manifest_checks_every_file_before_any_decoding(tmp_path):
                         "b\tmissing.wav\t0.2\tworld\n")
     with pytest.raises(InputError, match=r"m\.tsv:3: audio file not found: .*missing\.wav"):
         read_audio_manifest(manifest)
+
+
+def test_noise_switched_on_and_off_is_not_speech(data_dir):
+    # White noise, 1/3 s on and 1/3 s off: its bursts stay above a noise floor that the pauses hold
+    # at silence, so the level tests alone marked half the frames as speech — and Whisper base
+    # made 23 words of it ("I'm not going to be able to do that.").
+    from lsg_edge.speech.vad import EnergyVad
+
+    rng = np.random.default_rng(1)
+    t = np.arange(16000 * 10) / 16000
+    noise = rng.normal(0.0, 0.1, t.size).astype(np.float32) * (np.floor(t * 3) % 2 == 0)
+    assert not EnergyVad().push(noise).any()
+    speech, rate = soundfile.read(str(data_dir / "librispeech-dev" / "audio" / "dev-clean-2-0003.wav"), dtype="float32")
+    assert rate == 16000 and EnergyVad().push(speech).mean() > 0.6  # speech still reads as speech
