@@ -64,3 +64,29 @@ def test_adapter_names_stay_inside_the_package(name: str) -> None:
 def test_a_missing_packaged_adapter_is_a_model_error() -> None:
     with pytest.raises(ModelError, match="incomplete"):
         packaged_adapter_dir("no-such-adapter")
+
+
+@pytest.mark.slow
+def test_the_shipped_translation_adapter_merges_as_the_numpy_reference(default_gguf: Path, tmp_path: Path) -> None:
+    """W' = W + (alpha / r)·B·A for the packaged adapter on the real base, checked on two tensors."""
+    import json
+
+    from safetensors.numpy import load_file
+
+    from lsg_edge.convert.merge_lora import MergeOptions, merge_lora
+
+    adapter = packaged_adapter_dir("gemma3-270m-translate")
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    pairs = load_file(str(adapter / "adapter_model.safetensors"))
+    out = tmp_path / "merged-f16.gguf"
+    with pytest.warns(UserWarning, match="quantized"):
+        merge_lora(MergeOptions(default_gguf, adapter, out, progress=False))
+    scale = config["lora_alpha"] / config["r"]
+    for hf, gg in (("model.layers.0.self_attn.q_proj", "blk.0.attn_q.weight"), ("model.layers.17.mlp.down_proj", "blk.17.ffn_down.weight")):
+        a = pairs[f"base_model.model.{hf}.lora_A.weight"].astype(np.float32)
+        b = pairs[f"base_model.model.{hf}.lora_B.weight"].astype(np.float32)
+        expected = _tensor(default_gguf, gg) + scale * (b @ a)
+        got = _tensor(out, gg)
+        # F16 storage of the merged weights: relative rounding 2^-11.
+        assert np.abs(got - expected).max() <= 1e-3 * np.abs(expected).max() + 1e-4, gg
+        assert np.abs(scale * (b @ a)).max() > 1e-3  # the adapter really moves these weights
