@@ -16,7 +16,9 @@ import click
 
 from ..errors import LsgEdgeError
 
-__all__ = ["convert_group", "merge_lora_command", "lora_to_gguf_command", "quantize_command", "run_standalone"]
+__all__ = [
+    "convert_group", "merge_lora_command", "lora_to_gguf_command", "quantize_command", "train_lora_command", "run_standalone",
+]
 
 _EXISTING_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 _EXISTING_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
@@ -102,6 +104,17 @@ def quantize_command(
     options = QuantizeOptions(in_path, out_path, type_name, n_threads, allow_requantize, progress)
     click.echo(str(quantize(options)))
 
+
+
+@convert_group.command(
+    name="train-lora", context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []}
+)
+@click.pass_context
+def train_lora_command(ctx: click.Context) -> None:
+    """LoRA-SFT a GGUF base for translation (workstation; needs the train extra). --help for options."""
+    from .train_lora import main as train_main
+
+    train_main(list(ctx.args))
 
 def run_standalone(command: click.Command, argv: list[str] | None = None) -> None:
     """Run one command as a script, turning LsgEdgeError into one line and its exit code."""
