@@ -68,18 +68,42 @@ def run_directions(args: argparse.Namespace) -> None:
     report([args.output])
 
 
-def report(folders: list[Path]) -> None:
-    """Print one markdown table of every scores.json found under `folders`."""
-    print("| run | setting | n | BLEU | AL | LAAL | s/sent | tokens/sent |")
-    print("|---|---|---|---|---|---|---|---|")
+def report(folders: list[Path], first: int | None = None) -> None:
+    """One markdown table of every run under `folders`, scored on the sentences all runs finished.
+
+    Runs write their instances after every chunk, so a run stopped early still scores; BLEU and AL
+    are recomputed here from instances.log over the first n sentences common to every run, so all
+    rows compare the same sentences.
+    """
+    import sacrebleu
+
+    from lsg_edge.evaluation.latency import average_lagging, reference_length
+
+    # `lsg-edge eval` writes the first setting's log at the top of its output folder and the
+    # others in one folder per setting; scores.json names the first one.
+    labels: dict[Path, tuple[str, str]] = {}
     for folder in folders:
-        for scores in sorted(folder.glob("*/scores.json")):
-            for row in json.loads(scores.read_text())["rows"]:
-                print(
-                    f"| {scores.parent.name} | {row['setting']} | {row['n_sentences']} | {row['BLEU']:.2f} "
-                    f"| {row['AL']:.2f} | {row['LAAL']:.2f} | {row['s_per_sentence']:.3f} "
-                    f"| {row.get('llama_tokens_per_sentence', float('nan')):.0f} |"
-                )
+        for scores in sorted(folder.glob("**/scores.json")):
+            run = scores.parent
+            first_setting = json.loads(scores.read_text())["rows"][0]["setting"]
+            labels[run / "instances.log"] = (run.name, first_setting)
+            for log in sorted(run.glob("*/instances.log")):
+                labels[log] = (run.name, log.parent.name)
+    logs = {p: [json.loads(line) for line in p.read_text().splitlines()] for p in labels if p.exists()}
+    n = min([len(v) for v in logs.values()] + ([first] if first else []))
+    print(f"first {n} sentences of each run")
+    print("| run | setting | BLEU | AL | s/sent |")
+    print("|---|---|---|---|---|")
+    for path, instances in logs.items():
+        chosen = instances[:n]
+        bleu = sacrebleu.corpus_bleu([i["prediction"] for i in chosen], [[i["reference"] for i in chosen]]).score
+        lags = [
+            average_lagging(i["delays"], i["source_length"], reference_length(i["reference"]))
+            for i in chosen if i["delays"]
+        ]
+        seconds = sum(max(i["elapsed"], default=0.0) for i in chosen) / 1000 / n
+        run, setting = labels[path]
+        print(f"| {run} | {setting} | {bleu:.2f} | {sum(lags) / len(lags):.2f} | {seconds:.2f} |")
 
 
 def main() -> None:
@@ -96,14 +120,16 @@ def main() -> None:
         else:
             command.add_argument("--seed", type=int, default=1234, help="the trainer's seed (its held-out split)")
             command.add_argument("--heldout", type=int, default=200, help="the trainer's held-out pairs per language")
-    commands.add_parser("report").add_argument("folders", type=Path, nargs="+")
+    report_command = commands.add_parser("report")
+    report_command.add_argument("folders", type=Path, nargs="+")
+    report_command.add_argument("--first", type=int, help="score only the first N sentences")
     args = parser.parse_args()
     if args.command == "dev":
         run_dev(args)
     elif args.command == "directions":
         run_directions(args)
     else:
-        report(args.folders)
+        report(args.folders, args.first)
 
 
 if __name__ == "__main__":
