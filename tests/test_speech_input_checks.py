@@ -56,3 +56,18 @@ def test_noise_switched_on_and_off_is_not_speech(data_dir):
     assert not EnergyVad().push(noise).any()
     speech, rate = soundfile.read(str(data_dir / "librispeech-dev" / "audio" / "dev-clean-2-0003.wav"), dtype="float32")
     assert rate == 16000 and EnergyVad().push(speech).mean() > 0.6  # speech still reads as speech
+
+
+def test_vad_reset_forgets_the_last_streams_noise_floor(data_dir):
+    # A loud stream raises the noise floor; after reset the next stream is judged on its own, as a
+    # fresh detector would judge it.
+    from lsg_edge.speech.vad import EnergyVad
+
+    speech, _ = soundfile.read(str(data_dir / "librispeech-dev" / "audio" / "dev-clean-2-0003.wav"), dtype="float32")
+    quiet = speech * 0.05
+    vad = EnergyVad()
+    vad.push(np.clip(speech * 8.0, -1.0, 1.0))
+    carried = vad.push(quiet)
+    vad.reset()
+    assert np.array_equal(vad.push(quiet), EnergyVad().push(quiet))
+    assert not np.array_equal(carried, EnergyVad().push(quiet))  # without the reset it differed

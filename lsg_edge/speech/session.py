@@ -73,7 +73,8 @@ class AsrSession:
         self._policy.reset()
 
     def reset(self) -> None:
-        """Forget the stream; the engine stays loaded."""
+        """Forget the stream (the voice detector's noise floor included); the engine stays loaded."""
+        self._vad.reset()
         self._reset_stream()
 
     def push(self, samples: np.ndarray) -> list[Commit]:

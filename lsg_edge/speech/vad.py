@@ -59,6 +59,11 @@ class EnergyVad:
         self._history: deque[float] = deque(maxlen=max(1, options.noise_window_ms // options.frame_ms))
         self._taper = np.hanning(self._frame)
 
+    def reset(self) -> None:
+        """Forget the stream: a new utterance must not be judged against the last one's noise floor."""
+        self._pending = np.zeros(0, np.float32)
+        self._history.clear()
+
     def push(self, samples: np.ndarray) -> np.ndarray:
         """Classify every complete frame of the audio pushed so far: bool [n_new_frames]."""
         audio = np.concatenate([self._pending, np.asarray(samples, np.float32)])
