@@ -1,11 +1,11 @@
 """The issue-3 text benchmark: quality–latency of offline, wait-k, LocalAgreement and LSG.
 
-Runs on the first N sentences of WMT15 newstest2015 De→En (/work/shared/data/wmt15-deen-dev) with
+Runs on the first N sentences of WMT15 newstest2015 De→En (wmt15-deen-dev in the shared data folder beside the checkout) with
 the embedded default model, sentence-major (every setting on the same sentences at any time), and
 rewrites benchmarks/results/text_sweep/ after every chunk:
 
     nohup python benchmarks/text_sweep.py --limit 200 > /tmp/text_sweep.out 2>&1 &
-    python benchmarks/text_sweep.py --grid core --limit 100 --output /tmp/core   # issue 2's five rows
+    python benchmarks/text_sweep.py --grid core --limit 100 --output /tmp/core   # the text core's five rows
 
 The same run through the CLI:
 

@@ -5,7 +5,7 @@ the tokens up to the last wanted position that do not extend what the context he
 previous request must go through the model: a causal LM cannot reuse KV computed under a different
 prefix. Summed per sentence and compared with what the KV-reusing backend evaluated. With a
 source-then-target prompt each new source word forces the committed target through again, which
-is why wait-k and LSG cost a multiple of offline translation (BENCHMARKS.md, issue 4).
+is why wait-k and LSG cost a multiple of offline translation (BENCHMARKS.md).
 
     python benchmarks/text_token_floor.py --limit 30
 """

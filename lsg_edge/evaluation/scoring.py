@@ -106,7 +106,7 @@ def latency_scores(
 
 def normalize_for_wer(text: str) -> str:
     """Lowercase, keep letters, digits and apostrophes, collapse whitespace
-    (/work/shared/data/README.md). Other characters become spaces, so "well-known" is two words."""
+    (the usual LibriSpeech scoring convention). Other characters become spaces, so "well-known" is two words."""
     kept = re.sub(r"[^\w']|_", " ", text.lower())
     return " ".join(kept.split())
 

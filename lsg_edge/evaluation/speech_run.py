@@ -43,7 +43,7 @@ class SpeechCommit(Protocol):
 
 def read_audio_manifest(path: Path, limit: int | None = None) -> list[AudioItem]:
     """Rows of a TSV with a header holding case_id, audio_path (relative to the TSV), duration_s
-    and transcript (/work/shared/data/librispeech-dev/transcripts.tsv); InputError if unusable."""
+    and transcript (the layout of a LibriSpeech-style transcripts.tsv); InputError if unusable."""
     path = Path(path)
     try:
         with open(path, encoding="utf-8", newline="") as f:

