@@ -1,4 +1,4 @@
-"""Issue 12: what llama.cpp's extra CPU buffer types (AMX, weight repacking) are worth on this machine.
+"""What llama.cpp's extra CPU buffer types (AMX, weight repacking) are worth on this machine.
 
 Each mode runs in its own process — a SIGILL kills only that one and is reported — on the same
 sentences, with the default model and its default (LSG) policy:

@@ -1,4 +1,4 @@
-"""Issue 4 speed benchmark: what LSG costs compared with offline translation of the same sentences.
+"""Speed benchmark: what LSG costs compared with offline translation of the same sentences.
 
 For each setting — offline, wait-5, LSG (δ=9.0, α=0.6, [L,U]=[1,4]) — with the KV cache reused
 (the optimised path) and, with --naive, recomputed from scratch at every request (the

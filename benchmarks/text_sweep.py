@@ -1,4 +1,4 @@
-"""The issue-3 text benchmark: quality–latency of offline, wait-k, LocalAgreement and LSG.
+"""The text benchmark: quality–latency of offline, wait-k, LocalAgreement and LSG.
 
 Runs on the first N sentences of WMT15 newstest2015 De→En (wmt15-deen-dev in the shared data folder beside the checkout) with
 the embedded default model, sentence-major (every setting on the same sentences at any time), and
@@ -26,14 +26,14 @@ from lsg_edge.evaluation.text_run import read_parallel
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "wmt15-deen-dev"
 GRIDS = {
-    # Issue 3: the field's comparison set.
+    # The field's comparison set.
     "full": (
         "offline",
         "wait-k:k=1,3,5,7",
         "local-agreement",
         "lsg:L/U=1/4,3/4,5/6,7/6;delta=9.0;alpha=0.6",
     ),
-    # Issue 2: the text core's acceptance benchmark (first 100 sentences).
+    # The text core's acceptance benchmark (first 100 sentences).
     "core": ("offline", "wait-k:k=3,5", "lsg:L/U=1/4,3/4;delta=9.0;alpha=0.6"),
 }
 

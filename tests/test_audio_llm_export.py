@@ -1,4 +1,4 @@
-"""convert/export_audio_encoder.py on a tiny random Qwen2-Audio (issue #7). Needs PyTorch and
+"""convert/export_audio_encoder.py on a tiny random Qwen2-Audio. Needs PyTorch and
 transformers (`pip install "lsg-edge[export]"`): a workstation step, so this is the one test that
 is skipped where they are not installed."""
 

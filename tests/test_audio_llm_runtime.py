@@ -1,4 +1,4 @@
-"""Audio-LLM runtime numerics without PyTorch (issue #7): a tiny random audio-LLM — an ONNX encoder
+"""Audio-LLM runtime numerics without PyTorch: a tiny random audio-LLM — an ONNX encoder
 built with `onnx`, a tiny GGUF LLM — against an independent NumPy reference; prefix caches against
 fresh evaluation; LSG over it end to end; the errors a mismatched model pair gives.
 

@@ -1,4 +1,4 @@
-"""Device resolution (issue #8): --device auto|cpu|cuda|metal against the installed builds.
+"""Device resolution: --device auto|cpu|cuda|metal against the installed builds.
 
 The pure resolution is checked over build descriptions written out by hand (a CPU-only build, a
 CUDA build, a Metal build, a CUDA build with no visible GPU) and over the real build installed

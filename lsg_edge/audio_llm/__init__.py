@@ -1,4 +1,4 @@
-"""Audio-LLMs (issue #7): an ONNX audio encoder whose embeddings are spliced into a GGUF LLM's
+"""Audio-LLMs: an ONNX audio encoder whose embeddings are spliced into a GGUF LLM's
 prompt, run by llama.cpp in the same two-context LSG loop as text and Whisper.
 
     manifest.py  the model manifest (TOML): encoder graph, LLM GGUF, prompt template with an audio slot

@@ -10,7 +10,7 @@ suffix; logits rows already computed for kept positions are served from memory. 
 `reuse_cache=False` every request starts from an empty cache — the straightforward path that the
 equivalence tests compare against.
 
-Embedding input (audio-LLMs, issue #7): a sequence may hold `EmbeddingRow` items — one input
+Embedding input (audio-LLMs): a sequence may hold `EmbeddingRow` items — one input
 vector of an `EmbeddingBlock` (e.g. an audio encoder's output) in the place of a token. They are
 evaluated through llama.cpp's embedding batches (`llama_batch_init(n, n_embd, 1)`) and take part
 in prefix reuse like tokens: two rows are equal when their blocks hold the same values (a digest)

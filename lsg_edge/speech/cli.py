@@ -86,7 +86,7 @@ def asr_command(audio: Path | None, mic: bool, device: str | None, realtime: boo
         samples = read_audio(audio)  # read before loading the model: a bad file fails fast
         blocks = file_blocks(samples, realtime=realtime)
     if manifest is not None:
-        # Issue #7 hook: an audio-LLM (lsg_edge/audio_llm) stands in for Whisper behind the same
+        # An audio-LLM (lsg_edge/audio_llm) stands in for Whisper behind the same
         # engine surface; its manifest supplies the policy settings not given as flags.
         from ..audio_llm.cli import load_for_asr
 

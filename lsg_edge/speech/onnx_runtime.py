@@ -26,7 +26,7 @@ class RuntimeOptions:
     """How onnxruntime runs the graphs."""
 
     n_threads: int = 0  # intra-op threads; 0 = every core up to 4
-    # "auto" | "cpu" | "cuda" | "metal": execution providers chosen by lsg_edge.device (issue #8),
+    # "auto" | "cpu" | "cuda" | "metal": execution providers chosen by lsg_edge.device,
     # an error when the installed onnxruntime lacks the device — never a silent CPU fallback.
     device: str = "auto"
 
@@ -60,7 +60,7 @@ class WhisperRuntime:
         session_options.inter_op_num_threads = 1
         session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         session_options.log_severity_level = 3
-        providers = onnx_providers(options.device)  # issue #8: provider choice lives in lsg_edge.device
+        providers = onnx_providers(options.device)  # provider choice lives in lsg_edge.device
         self._sessions = {}
         for name in (ENCODER_FILE, DECODER_FILE):
             path = Path(model_dir) / name
@@ -72,7 +72,7 @@ class WhisperRuntime:
                 )
             except Exception as e:  # onnxruntime raises its own exception types for bad files
                 raise ModelError(f"onnxruntime cannot load {path} (corrupt? delete it to reconvert): {e}") from e
-            # onnxruntime only warns when a GPU provider fails to start; make that an error (issue #8).
+            # onnxruntime only warns when a GPU provider fails to start; make that an error.
             check_onnx_providers(providers, self._sessions[name].get_providers(), f"Whisper {name}")
         decoder_inputs = {i.name: i.shape for i in self._sessions[DECODER_FILE].get_inputs()}
         self.n_layers, _, self.n_heads, _, self.head_dim = decoder_inputs["self_k"]
@@ -149,7 +149,7 @@ def _quantize_files(quantize_dynamic, QuantType, source_dir: Path, target_dir: P
 
 
 def open_session(path: Path, options: RuntimeOptions, what: str):
-    """An onnxruntime InferenceSession for one more graph (issue #7: an audio-LLM's audio encoder),
+    """An onnxruntime InferenceSession for one more graph (an audio-LLM's audio encoder),
     created with the same explicit options as Whisper's: fixed threads, full graph optimisation,
     errors-only logging, providers from lsg_edge.device and checked after creation. `what` names
     the graph in error messages."""
