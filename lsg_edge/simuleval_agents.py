@@ -56,7 +56,21 @@ def _words(commits: Sequence[Any]) -> str:
     return " ".join(word for c in commits for word in c.text.split())
 
 
-class LsgTextAgent(TextToTextAgent):
+class _LsgAgent:
+    """What both agents share: construction errors as one line, and no device moves after loading."""
+
+    @classmethod
+    def from_args(cls, args: Namespace):
+        try:
+            return cls(args)
+        except LsgEdgeError as e:
+            _fail(e)
+
+    def to(self, device: str, *args: Any, **kwargs: Any) -> None:
+        """The device was chosen when the engine loaded (`--device`); nothing moves afterwards."""
+
+
+class LsgTextAgent(_LsgAgent, TextToTextAgent):
     """Source words in, target words out: a `TranslationSession` of lsg-edge's text engine.
 
     Options are `lsg-edge translate`/`eval`'s (model, manifest, policy and its parameters, device,
@@ -103,16 +117,6 @@ class LsgTextAgent(TextToTextAgent):
         group.add_argument("--n-gpu-layers", type=int, help="Layers offloaded to the GPU (-1: all).")
         group.add_argument("--n-ctx", type=int, help="Context length per llama.cpp context (tokens).")
 
-    @classmethod
-    def from_args(cls, args: Namespace) -> "LsgTextAgent":
-        try:
-            return cls(args)
-        except LsgEdgeError as e:
-            _fail(e)
-
-    def to(self, device: str, *args: Any, **kwargs: Any) -> None:
-        """The device was chosen when the engine loaded (`--device`); nothing moves afterwards."""
-
     def reset(self) -> None:
         super().reset()
         self.session.reset()
@@ -148,7 +152,7 @@ def _text_flags(args: Namespace) -> dict[str, Any]:
     return flags
 
 
-class LsgSpeechAgent(SpeechToTextAgent):
+class LsgSpeechAgent(_LsgAgent, SpeechToTextAgent):
     """Audio segments in, words out: an `AsrSession` over lsg-edge's Whisper engine.
 
     Options are `lsg-edge asr`'s; unset ones take the defaults `lsg-edge eval --audio-manifest` uses.
@@ -204,16 +208,6 @@ class LsgSpeechAgent(SpeechToTextAgent):
         # Replaces SimulEval's own --device (its parser resolves conflicts), with lsg-edge's meaning.
         group.add_argument("--device", "--compute-device", dest="device", choices=_DEVICES,
                            help="Where onnxruntime runs Whisper (default: auto).")
-
-    @classmethod
-    def from_args(cls, args: Namespace) -> "LsgSpeechAgent":
-        try:
-            return cls(args)
-        except LsgEdgeError as e:
-            _fail(e)
-
-    def to(self, device: str, *args: Any, **kwargs: Any) -> None:
-        """The device was chosen when the engine loaded (`--device`); nothing moves afterwards."""
 
     def reset(self) -> None:
         super().reset()
