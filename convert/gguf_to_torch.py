@@ -46,8 +46,7 @@ def _field(reader: gguf.GGUFReader, key: str, default: Any = None) -> Any:
         if default is None:
             raise ModelError(f"the GGUF has no {key} (not a complete Gemma 3 model file)")
         return default
-    value = field.contents()
-    return value
+    return field.contents()
 
 
 def gemma3_config_from_gguf(reader: gguf.GGUFReader) -> dict[str, Any]:

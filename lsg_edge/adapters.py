@@ -18,6 +18,7 @@ import warnings
 from importlib import resources
 from pathlib import Path
 
+from .assets import file_fingerprint
 from .errors import ModelError
 
 __all__ = ["packaged_adapter_dir", "merged_adapter_gguf"]
@@ -43,11 +44,6 @@ def _digest(folder: Path) -> str:
     return digest.hexdigest()
 
 
-def _fingerprint(path: Path) -> str:
-    stat = path.stat()
-    return f"{stat.st_size} {stat.st_mtime_ns}"
-
-
 def merged_adapter_gguf(base: Path, adapter: Path, target: Path, quant_type: str = "Q4_K_M") -> Path:
     """`target`: `base` with the PEFT `adapter` merged in and quantized to `quant_type`, built once.
 
@@ -59,8 +55,8 @@ def merged_adapter_gguf(base: Path, adapter: Path, target: Path, quant_type: str
     from .convert.quantize import QuantizeOptions, quantize
 
     stamp = target.with_name(target.name + ".verified")
-    expected = f"adapter {_digest(adapter)}\nbase {base.name} {_fingerprint(base)}\n"
-    if target.exists() and stamp.exists() and stamp.read_text() == expected + _fingerprint(target) + "\n":
+    expected = f"adapter {_digest(adapter)}\nbase {base.name} {file_fingerprint(base)}\n"
+    if target.exists() and stamp.exists() and stamp.read_text() == expected + file_fingerprint(target) + "\n":
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     print(f"lsg-edge: building {target.name} from its base and packaged adapter (first use, about a minute)", file=sys.stderr)
@@ -77,5 +73,5 @@ def merged_adapter_gguf(base: Path, adapter: Path, target: Path, quant_type: str
         except OSError as e:
             raise ModelError(f"could not build {target} from its adapter: {e}") from e
         os.replace(quantized, target)
-    stamp.write_text(expected + _fingerprint(target) + "\n")
+    stamp.write_text(expected + file_fingerprint(target) + "\n")
     return target

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .errors import ModelError
 
-__all__ = ["cache_dir", "assemble_packaged_gguf", "weight_packages", "check_weight_package", "cached_model_path"]
+__all__ = ["cache_dir", "assemble_packaged_gguf", "file_fingerprint", "weight_packages", "check_weight_package", "cached_model_path"]
 
 # The modules a manifest may name as `[weights] package_module`. Importing a module runs its code and
 # a manifest is a data file that anyone can hand over, so only packages that ship model weights are
@@ -69,7 +69,7 @@ def assemble_packaged_gguf(module_name: str, file_name: str) -> Path:
     check_weight_package(module_name)
     target = cached_model_path(file_name)
     stamp = target.with_name(target.name + ".verified")
-    if target.exists() and stamp.exists() and stamp.read_text() == _fingerprint(target):
+    if target.exists() and stamp.exists() and stamp.read_text() == file_fingerprint(target):
         return target
     try:
         package = importlib.import_module(module_name)
@@ -92,10 +92,11 @@ def assemble_packaged_gguf(module_name: str, file_name: str) -> Path:
         # Also on Ctrl-C / SIGTERM: no hidden 240 MB file is left behind.
         with contextlib.suppress(OSError):
             partial.unlink(missing_ok=True)
-    stamp.write_text(_fingerprint(target))
+    stamp.write_text(file_fingerprint(target))
     return target
 
 
-def _fingerprint(path: Path) -> str:
+def file_fingerprint(path: Path) -> str:
+    """Size and mtime: enough to notice a cached file that was replaced or truncated."""
     stat = path.stat()
     return f"{stat.st_size} {stat.st_mtime_ns}"
