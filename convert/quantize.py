@@ -1,9 +1,9 @@
 """Quantize a GGUF with llama.cpp's own quantizer (`llama_model_quantize` in llama-cpp-python).
 
 This is the only module of `convert/` that imports `llama_cpp`. llama.cpp reports progress and
-errors only through its log callback; while quantizing, that callback is pointed at a small
-collector so that a failure comes back as one line, and progress is shown by watching the output
-file grow.
+errors only through its log; while quantizing, its error lines are collected
+(`lsg_edge.backends.llama_log`) so that a failure comes back as one line, and progress is shown by
+watching the output file grow.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..backends.llama_log import collected_llama_errors
 from ..errors import ModelError, OptionsError
 from .gguf_file import atomic_output, open_base_model, progress_bar
 
@@ -40,7 +41,6 @@ QUANT_TYPES = {
 }
 # How often the progress bar looks at the output file, seconds.
 _POLL_INTERVAL_S = 0.2
-_GGML_LOG_LEVEL_ERROR = 4
 # Tensor types a source may hold without counting as already quantized.
 _FLOAT_TYPES = frozenset({"F32", "F16", "BF16"})
 
@@ -73,25 +73,6 @@ def _llama_cpp():
     return llama_cpp
 
 
-class _ErrorLog:
-    """Collects llama.cpp's error-level log lines while installed as its log callback."""
-
-    def __init__(self, llama_cpp) -> None:
-        self.lines: list[str] = []
-
-        @llama_cpp.llama_log_callback
-        def collect(level, text, user_data):  # noqa: ARG001 - signature fixed by ggml
-            if level == _GGML_LOG_LEVEL_ERROR and text:
-                self.lines.append(text.decode("utf-8", "replace").strip())
-
-        # Kept on the instance: the C side holds only the pointer.
-        self.callback = collect
-
-    def last(self) -> str:
-        lines = [line for line in self.lines if line]
-        return lines[-1] if lines else "no message from llama.cpp"
-
-
 def quantize(options: QuantizeOptions) -> Path:
     """Quantize `options.in_path` into `options.out_path`; ModelError on failure (nothing left behind)."""
     source = open_base_model(options.in_path)  # checks magic and readability, refuses adapters
@@ -109,15 +90,12 @@ def quantize(options: QuantizeOptions) -> Path:
     params.nthread = options.n_threads
     params.ftype = getattr(llama_cpp, QUANT_TYPES[options.type_name.upper()])
     params.allow_requantize = options.allow_requantize
-    log = _ErrorLog(llama_cpp)
     with atomic_output(options.out_path) as temporary:
-        llama_cpp.llama_log_set(log.callback, ctypes.c_void_p(0))
-        try:
+        with collected_llama_errors(llama_cpp) as errors:
             code = _run_with_progress(llama_cpp, Path(options.in_path), temporary, params, options)
-        finally:
-            _silence(llama_cpp)
         if code != 0 or not temporary.is_file():
-            raise ModelError(f"llama.cpp could not quantize {options.in_path} to {options.type_name}: {log.last()}")
+            reason = errors[-1] if errors else "no message from llama.cpp"
+            raise ModelError(f"llama.cpp could not quantize {options.in_path} to {options.type_name}: {reason}")
     return Path(options.out_path)
 
 
@@ -141,26 +119,8 @@ def _run_with_progress(llama_cpp, in_path: Path, temporary: Path, params, option
     return result[0] if result else -1
 
 
-_DISCARD: list = []
+if __name__ == "__main__":  # `python -m lsg_edge.convert.quantize`, the script form of the command
+    from .cli import quantize_command
+    from .standalone import run_standalone
 
-
-def _silence(llama_cpp) -> None:
-    """Leave llama.cpp's log discarded, as the backend does: stderr is for our own diagnostics."""
-    if not _DISCARD:
-
-        @llama_cpp.llama_log_callback
-        def discard(level, text, user_data):  # noqa: ARG001 - signature fixed by ggml
-            return None
-
-        _DISCARD.append(discard)
-    llama_cpp.llama_log_set(_DISCARD[0], ctypes.c_void_p(0))
-
-
-def main(argv: list[str] | None = None) -> None:
-    from .cli import quantize_command, run_standalone
-
-    run_standalone(quantize_command, argv)
-
-
-if __name__ == "__main__":
-    main()
+    run_standalone(quantize_command)

@@ -6,7 +6,7 @@ is a bug and is allowed to show its traceback.
 
 from __future__ import annotations
 
-__all__ = ["LsgEdgeError", "ModelError", "InputError", "OptionsError", "DeviceError", "InputWarning"]
+__all__ = ["LsgEdgeError", "ModelError", "ContextOverflow", "InputError", "OptionsError", "DeviceError", "InputWarning"]
 
 
 class LsgEdgeError(Exception):
@@ -19,6 +19,10 @@ class ModelError(LsgEdgeError):
     """A model file or manifest is missing, truncated or unusable."""
 
     exit_code = 2
+
+
+class ContextOverflow(ModelError):
+    """A request needs more tokens than the model's context holds."""
 
 
 class InputError(LsgEdgeError):

@@ -32,20 +32,21 @@ from typing import Sequence
 import numpy as np
 
 from ..device import DEVICES, LlamaBuild, LlamaDevice, LlamaPlacement, resolve_llama_device
-from ..errors import ModelError, OptionsError
+from ..errors import ContextOverflow, ModelError, OptionsError
 from .base import common_prefix_length
 from .cpu_buffers import SETTINGS as EXTRA_BUFTS_SETTINGS
 from .cpu_buffers import ExtraBuftsDecision, extra_bufts_decision
+from .llama_log import silence_llama_log
 
 __all__ = [
     "LlamaOptions",
     "LlamaModel",
     "LlamaContext",
-    "ContextOverflow",
     "EmbeddingBlock",
     "EmbeddingRow",
     "default_threads",
     "llama_build",
+    "decode_error",
 ]
 
 _GGUF_MAGIC = b"GGUF"
@@ -89,10 +90,6 @@ class LlamaOptions:
             raise OptionsError(f"--device must be one of {', '.join(DEVICES)}, got {self.device!r}")
         if self.extra_bufts not in (None, *EXTRA_BUFTS_SETTINGS):
             raise OptionsError(f"--extra-bufts must be one of {', '.join(EXTRA_BUFTS_SETTINGS)}, got {self.extra_bufts!r}")
-
-
-class ContextOverflow(ModelError):
-    """A request needs more tokens than the context holds."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -145,20 +142,6 @@ def _llama_cpp():
     return llama_cpp
 
 
-@functools.cache
-def _silence_native_logs(llama_cpp) -> None:
-    """Route llama.cpp's own logging to nowhere: stderr is ours, for one-line diagnostics."""
-
-    @llama_cpp.llama_log_callback
-    def discard(level, text, user_data):  # noqa: ARG001 - signature fixed by ggml
-        return None
-
-    _KEEP_ALIVE.append(discard)  # the C side keeps the pointer; Python must keep the object
-    llama_cpp.llama_log_set(discard, ctypes.c_void_p(0))
-
-
-_KEEP_ALIVE: list = []
-
 # ggml_backend_dev_type values (ggml-backend.h of the pinned llama.cpp), as LlamaDevice.kind.
 _GGML_DEVICE_KINDS = ("cpu", "gpu", "igpu", "accel")
 
@@ -167,7 +150,7 @@ _GGML_DEVICE_KINDS = ("cpu", "gpu", "igpu", "accel")
 def llama_build() -> LlamaBuild:
     """What the installed llama.cpp can run on: backends, devices, GPU offload (no model loaded)."""
     llama_cpp = _llama_cpp()
-    _silence_native_logs(llama_cpp)
+    silence_llama_log(llama_cpp)
     llama_cpp.llama_backend_init()
     backends, devices = _ggml_devices()
     return LlamaBuild(
@@ -238,7 +221,7 @@ class LlamaModel:
         llama_cpp = _llama_cpp()
         from llama_cpp import _internals
 
-        _silence_native_logs(llama_cpp)
+        silence_llama_log(llama_cpp)
         # Resolved before the file is read: a missing GPU backend is the cheapest failure to report.
         self.placement: LlamaPlacement = resolve_llama_device(options.device, options.n_gpu_layers, llama_build())
         path = Path(options.model_path)
@@ -433,7 +416,7 @@ class LlamaContext:
             code = self._lib.llama_decode(self._context.ctx, batch)
             if code != 0:
                 self._forget(0)
-                raise ModelError(f"llama_decode failed with code {code}")
+                raise decode_error(code, len(chunk), self.n_ctx)
             self.n_decode_calls += 1
             self.n_tokens_evaluated += len(chunk)
             self.n_logits_rows += len(flagged)
@@ -466,6 +449,18 @@ class LlamaContext:
         if self._embd_batch is not None:
             self._lib.llama_batch_free(self._embd_batch)
         self._context.close()
+
+
+def decode_error(code: int, n_tokens: int, n_ctx: int) -> ModelError:
+    """The typed error for a non-zero return code of `llama_decode` (codes: llama.h)."""
+    if code == 1:
+        return ContextOverflow(f"llama.cpp found no room in its KV cache for a batch of {n_tokens} tokens "
+                               f"(context of {n_ctx}); use a larger --n-ctx")
+    if code == 2:
+        return ModelError(f"llama.cpp aborted the evaluation of a batch of {n_tokens} tokens")
+    if code == -1:
+        return ModelError(f"llama.cpp rejected a batch of {n_tokens} tokens as invalid (token ids outside the vocabulary?)")
+    return ModelError(f"llama.cpp failed to evaluate a batch of {n_tokens} tokens (llama_decode returned {code})")
 
 
 def _chunks(items: list, start: int, size: int):
