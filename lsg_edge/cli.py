@@ -7,16 +7,16 @@ stdout carries data (committed text, or JSON lines); stderr carries diagnostics.
 from __future__ import annotations
 
 import importlib
-import json
 import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, Callable, TextIO
+from typing import Any, Callable
 
 import click
 
 from .errors import InputError, InputWarning, LsgEdgeError, ModelError, OptionsError
+from .events import commit_writer
 from .manifest import PROMPT_STYLES
 from .signals import install_sigterm_handler, interrupted_exit_code, terminated
 
@@ -210,7 +210,7 @@ def translate(input_file: Path | None, use_stdin: bool, as_json: bool, no_split:
     session = engine.create_session(
         flags["src"], flags["tgt"], policy=session_policy(engine, **flags), prompt_style=flags["prompt_style"]
     )
-    writer = _JsonWriter(sys.stdout) if as_json else _TextWriter(sys.stdout)
+    writer = commit_writer(sys.stdout, as_json)
     if use_stdin:
         stream = sys.stdin.buffer
     else:
@@ -225,42 +225,6 @@ def translate(input_file: Path | None, use_stdin: bool, as_json: bool, no_split:
         writer.close()
         if stream is not sys.stdin.buffer:
             stream.close()
-
-
-class _TextWriter:
-    """Committed words as plain text, one line per sentence, flushed at every commit."""
-
-    def __init__(self, out: TextIO) -> None:
-        self._out = out
-        self._line_open = False
-
-    def write(self, commit) -> None:
-        text = (commit.separator if self._line_open else "") + commit.text
-        if commit.sentence_end:
-            text += "\n"
-        if text:
-            self._out.write(text)
-            self._out.flush()
-        self._line_open = not commit.sentence_end and (self._line_open or bool(commit.text))
-
-    def close(self) -> None:
-        if self._line_open:
-            self._out.write("\n")
-            self._out.flush()
-
-
-class _JsonWriter:
-    """One JSON object per commit (see `Commit.to_json`)."""
-
-    def __init__(self, out: TextIO) -> None:
-        self._out = out
-
-    def write(self, commit) -> None:
-        self._out.write(json.dumps(commit.to_json(), ensure_ascii=False) + "\n")
-        self._out.flush()
-
-    def close(self) -> None:
-        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

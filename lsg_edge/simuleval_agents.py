@@ -25,6 +25,8 @@ and a non-zero exit, as the `lsg-edge` command line does.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import sys
 from argparse import ArgumentParser, Namespace
 from pathlib import Path
@@ -161,28 +163,29 @@ class LsgSpeechAgent(_LsgAgent, SpeechToTextAgent):
     def __init__(self, args: Namespace) -> None:
         from lsg_edge.speech.engine import EncoderOptions, SpeechEngine
         from lsg_edge.speech.onnx_runtime import RuntimeOptions
-        from lsg_edge.speech.policies import SpeechPolicyOptions
-        from lsg_edge.speech.session import AsrSession, SessionOptions
+        from lsg_edge.policy.options import SPEECH_POLICY_DEFAULTS
+        from lsg_edge.speech.session import SessionOptions
         from lsg_edge.speech.vad import VadOptions
 
-        policy = SpeechPolicyOptions(**_given(args, ("policy:name", "segment_ms", "delta", "alpha", "low_bound",
-                                                     "top_bound", "words_per_segment", "kl_direction",
-                                                     "draft_tokens")))
+        policy = replace(SPEECH_POLICY_DEFAULTS, **_given(args, (
+            "policy:name", "k", "delta", "alpha", "low_bound", "top_bound", "words_per_segment:words_per_element",
+            "kl_direction", "draft_tokens")))
         options = SessionOptions(language=args.language, task=args.task, policy=policy,
-                                 vad=VadOptions(**_given(args, ("min_silence_ms",))))
+                                 vad=VadOptions(**_given(args, ("min_silence_ms",))),
+                                 **_given(args, ("segment_ms",)))
         runtime = RuntimeOptions(**_given(args, ("threads:n_threads", "device")))
         encoder = EncoderOptions(**_given(args, ("encoder_window:window", "encoder_pad_ms:pad_ms")))
         self.engine = SpeechEngine.load(args.model, runtime, encoder, precision=args.precision)
         # A fresh session per utterance, as `lsg-edge eval` streams each: AsrSession.reset keeps
         # the VAD's noise-floor history, which would carry one utterance's level into the next.
-        self._new_session = lambda: AsrSession(self.engine, options)
+        self._new_session = lambda: self.engine.create_session(options)
         super().__init__(args)  # calls reset, which opens the first session
 
     @staticmethod
     def add_args(parser: ArgumentParser) -> None:
         from lsg_edge.speech.engine import ENCODER_WINDOWS
         from lsg_edge.speech.models import PRECISIONS
-        from lsg_edge.speech.policies import SPEECH_POLICIES
+        from lsg_edge.policy.options import POLICY_NAMES
 
         group = parser.add_argument_group("lsg-edge speech agent (defaults: lsg-edge asr's)")
         group.add_argument("--model", default="base",
@@ -190,7 +193,8 @@ class LsgSpeechAgent(_LsgAgent, SpeechToTextAgent):
         group.add_argument("--task", choices=["transcribe", "translate"], default="transcribe",
                            help="translate: Whisper's any-language → English.")
         group.add_argument("--language", help="Spoken language code, e.g. fr (default: en).")
-        group.add_argument("--policy", choices=SPEECH_POLICIES, help="Read/write policy (default: lsg).")
+        group.add_argument("--policy", choices=POLICY_NAMES, help="Read/write policy (default: lsg).")
+        group.add_argument("--k", type=int, help="wait-k lag in source words (default: 3).")
         group.add_argument("--segment-ms", type=int, help="The policy's source element, ms of audio (default: 640).")
         group.add_argument("--delta", type=float, help="LSG KL threshold δ (nats; default: 7.0).")
         group.add_argument("--alpha", type=float, help="LSG confidence threshold α (default: 0.8).")
@@ -211,6 +215,8 @@ class LsgSpeechAgent(_LsgAgent, SpeechToTextAgent):
 
     def reset(self) -> None:
         super().reset()
+        if getattr(self, "session", None) is not None:
+            self.session.close()
         self.session = self._new_session()
         self._n_pushed = 0  # samples of the current utterance pushed into the session
         self._resampler = None  # a streaming resampler, for audio not at 16 kHz

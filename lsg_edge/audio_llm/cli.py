@@ -8,14 +8,15 @@ from pathlib import Path
 
 import click
 
-from ..speech.policies import SpeechPolicyOptions
+from ..policy.options import PolicyOptions
 from ..speech.session import SessionOptions
 from .engine import AudioLlmEngine, AudioLlmOptions
 
 __all__ = ["load_for_asr"]
 
-# SpeechPolicyOptions field → the asr command's parameter that sets it.
-_POLICY_FLAGS = {field: "policy" if field == "name" else field for field in SpeechPolicyOptions.__dataclass_fields__}
+# PolicyOptions field → the asr command's parameter that sets it.
+_RENAMED = {"name": "policy", "words_per_element": "words_per_segment"}
+_POLICY_FLAGS = {field: _RENAMED.get(field, field) for field in PolicyOptions.__dataclass_fields__}
 
 
 def load_for_asr(manifest: Path, options: SessionOptions, threads: int,
@@ -29,4 +30,8 @@ def load_for_asr(manifest: Path, options: SessionOptions, threads: int,
         source = ctx.get_parameter_source(parameter) if ctx is not None else None
         if source is not None and source != click.core.ParameterSource.DEFAULT:
             given[field] = getattr(options.policy, field)
-    return engine, replace(options, policy=engine.policy_options(**given))
+    options = replace(options, policy=engine.policy_options(**given))
+    segment_source = ctx.get_parameter_source("segment_ms") if ctx is not None else None
+    if engine.manifest.segment_ms is not None and segment_source in (None, click.core.ParameterSource.DEFAULT):
+        options = replace(options, segment_ms=engine.manifest.segment_ms)
+    return engine, options

@@ -1,37 +1,37 @@
 """The audio-LLM engine: one audio encoder and one GGUF LLM, shared by any number of sessions.
 
-It offers what the speech policies and `AsrSession` use from an engine (`encode`, `new_context`,
-`prompt`, `vocab`, `n_text_ctx`), so the same LSG, LocalAgreement-2 and offline window policies,
-VAD windows and loop guards run on an audio-LLM as on Whisper:
+It implements the ASR engine protocol (`lsg_edge.speech.asr_engine.AsrEngine`), so the same
+sessions, policies, VAD windows and loop guards run on an audio-LLM as on Whisper:
 
     with AudioLlmEngine.load("models/qwen2-audio.toml") as engine:
-        session = AsrSession(engine, SessionOptions(language="fr", task="translate",
-                                                    policy=engine.policy_options()))
-        for block in blocks:                        # float32 mono 16 kHz
-            for commit in session.push(block): ...
-        for commit in session.finish(): ...
+        with engine.create_session(SessionOptions(language="fr", task="translate")) as session:
+            for block in blocks:                    # float32 mono 16 kHz
+                for commit in session.push(block): ...
+            for commit in session.finish(): ...
 
-Each policy context is a llama.cpp context whose sequence is: prompt head, the audio's embedding
+Each decoder context is a llama.cpp context whose sequence is: prompt head, the audio's embedding
 rows (the full prefix, or the wait-1 prefix of i+1 segments), prompt tail, committed and drafted
-tokens. Both contexts keep their KV cache for the longest common prefix (backends/llama.py).
+tokens; it keeps its KV cache for the longest common prefix (backends/llama.py). A context holds a
+KV cache of n_ctx tokens, so the engine pools them: a closed session's contexts serve the next one.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from ..backends.base import greedy_draft
 from ..backends.llama import EmbeddingBlock, LlamaContext, LlamaModel, LlamaOptions, LlamaVocabulary
 from ..errors import ModelError, OptionsError
+from ..policy.drafting import greedy_draft
+from ..policy.options import PolicyOptions
 from ..runtimes import import_onnxruntime
 from ..speech.features import SAMPLE_RATE_HZ
 from ..speech.loops import token_budget, trim_repetition
 from ..speech.onnx_runtime import RuntimeOptions
-from ..speech.policies import SpeechPolicyOptions
+from ..speech.session import AsrSession, SessionOptions
 from .encoder import AudioEncoder
 from .manifest import AudioLlmManifest, load_audio_llm_manifest
 from .prompt import AUDIO_SLOT_TOKEN, build_prompt, stop_tokens
@@ -127,10 +127,11 @@ class AudioLlmEngine:
         except Exception:
             self.llm.close()
             raise
-        # What the speech policies cap drafts by (half of it); the audio rows count against the
-        # same llama.cpp context, which raises ContextOverflow if a window does not fit.
+        # What drafts are capped by (half of it); the audio rows count against the same llama.cpp
+        # context, which raises ContextOverflow if a window does not fit.
         self.n_text_ctx = self.llm.options.n_ctx_tokens
-        self._offline: AudioLlmContext | None = None
+        self._idle: list[AudioLlmContext] = []  # contexts no session holds
+        self.n_contexts = 0  # llama.cpp contexts created (each a KV cache of n_ctx tokens)
 
     @classmethod
     def load(cls, manifest: str | Path | AudioLlmManifest, options: AudioLlmOptions = AudioLlmOptions(),
@@ -147,7 +148,7 @@ class AudioLlmEngine:
             raise ModelError(f"audio encoder {self.manifest.encoder.onnx_path} gives embeddings of width {width}, "
                              f"but the LLM {self.manifest.gguf_path} has width {self.llm.n_embd} (mismatched pair?)")
 
-    # --- what the speech policies and sessions use ----------------------------------------------
+    # --- the ASR engine protocol -------------------------------------------------------------
 
     def encode(self, audio: np.ndarray, sample_rate_hz: int = SAMPLE_RATE_HZ) -> EmbeddingBlock:
         """Audio embeddings of float32 mono `audio`, [n, n_embd]."""
@@ -155,28 +156,45 @@ class AudioLlmEngine:
         self._check_width(block.n_embd)
         return block
 
-    def new_context(self, prompt: list[int]) -> AudioLlmContext:
+    def acquire_context(self, prompt: list[int]) -> AudioLlmContext:
+        """An idle pooled context, or a new one (prompts differ only in tokens: any context serves)."""
         if prompt.count(AUDIO_SLOT_TOKEN) != 1:
             raise ValueError("an audio-LLM prompt holds the audio slot exactly once")
+        if self._idle:
+            return self._idle.pop()
+        self.n_contexts += 1
         return AudioLlmContext(self.llm.new_context())
+
+    def release_context(self, context: AudioLlmContext) -> None:
+        self._idle.append(context)
+
+    def create_session(self, options: SessionOptions | None = None) -> AsrSession:
+        """A new audio stream with the manifest's policy settings unless `options` are given
+        (close it, or use `with`, to give its contexts back)."""
+        if options is None:
+            options = SessionOptions(policy=self.policy_options())
+            if self.manifest.segment_ms is not None:
+                options = replace(options, segment_ms=self.manifest.segment_ms)
+        return AsrSession(self, options)
 
     def prompt(self, language: str | None, task: str) -> list[int]:
         """Prompt tokens for `task` ("transcribe", "translate", or the manifest's own), spoken `language`."""
         return build_prompt(self.manifest.prompt, self.vocab, language, task)
 
-    def policy_options(self, **overrides: Any) -> SpeechPolicyOptions:
+    def policy_options(self, **overrides: Any) -> PolicyOptions:
         """The manifest's recommended policy settings, then `overrides`."""
         return self.manifest.policy_options(**overrides)
 
     def transcribe(self, audio: np.ndarray, language: str | None = None, task: str = "transcribe") -> str:
         """Greedy offline output for one window of `audio` (float32, 16 kHz)."""
         prompt = self.prompt(language, task)
-        if self._offline is None:  # one context for every call: each holds a KV cache of n_ctx
-            self._offline = self.new_context(prompt)
-        context = self._offline
-        context.set_audio(self.encode(audio))
-        budget = min(self.n_text_ctx // 2, token_budget(audio.size, SAMPLE_RATE_HZ))
-        draft = greedy_draft(context, prompt, budget, self.vocab.is_end_of_generation)
+        context = self.acquire_context(prompt)
+        try:
+            context.set_audio(self.encode(audio))
+            budget = min(self.n_text_ctx // 2, token_budget(audio.size, SAMPLE_RATE_HZ))
+            draft = greedy_draft(context, prompt, budget, self.vocab.is_end_of_generation)
+        finally:
+            self.release_context(context)
         return self.vocab.text(trim_repetition(draft.tokens)).strip()
 
     def close(self) -> None:

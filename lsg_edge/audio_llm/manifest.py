@@ -8,13 +8,13 @@ is checked here, with one-line `ModelError`s that name the file and the key.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ..errors import ModelError
 from ..speech.features import SAMPLE_RATE_HZ
-from ..speech.policies import SpeechPolicyOptions
+from ..policy.options import SPEECH_POLICY_DEFAULTS, PolicyOptions
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -26,7 +26,8 @@ __all__ = ["EncoderSpec", "PromptSpec", "AudioLlmManifest", "load_audio_llm_mani
 MANIFEST_KIND = "audio-llm"  # [model] kind of an audio-LLM manifest
 AUDIO_SLOT = "{audio}"  # where the audio embeddings go in the prompt template
 INSTRUCTION_SLOT = "{instruction}"  # where the task's instruction goes (optional)
-_POLICY_KEYS = frozenset(SpeechPolicyOptions.__dataclass_fields__)
+# [policy.default] keys: the policy's options, and the source element's length.
+_POLICY_KEYS = frozenset(PolicyOptions.__dataclass_fields__) | {"segment_ms"}
 
 
 @dataclass(frozen=True)
@@ -61,11 +62,18 @@ class AudioLlmManifest:
     source: str  # the manifest file, for messages
     description: str = ""
     n_ctx_tokens: int = 2048  # per llama.cpp context (two are used), tokens
-    policy: dict[str, Any] = field(default_factory=dict)  # SpeechPolicyOptions fields
+    policy: dict[str, Any] = field(default_factory=dict)  # PolicyOptions fields and segment_ms
 
-    def policy_options(self, **overrides: Any) -> SpeechPolicyOptions:
-        """Policy options: the manifest's settings, then `overrides`."""
-        return SpeechPolicyOptions(**{**self.policy, **overrides})
+    def policy_options(self, **overrides: Any) -> PolicyOptions:
+        """Policy options: the speech defaults, the manifest's settings, then `overrides`."""
+        settings = {**self.policy, **overrides}
+        settings.pop("segment_ms", None)
+        return replace(SPEECH_POLICY_DEFAULTS, **settings)
+
+    @property
+    def segment_ms(self) -> int | None:
+        """The manifest's source element length, ms (None: the session default)."""
+        return self.policy.get("segment_ms")
 
 
 def load_audio_llm_manifest(path: str | Path) -> AudioLlmManifest:

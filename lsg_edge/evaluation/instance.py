@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from ..errors import InputError
+from ..events import Commit
 
-__all__ = ["Instance", "LATENCY_UNITS", "read_instances", "write_instances"]
+__all__ = ["Instance", "LATENCY_UNITS", "build_instance", "read_instances", "write_instances"]
 
 # "word": delays and source_length count source words (text input);
 # "ms": they are milliseconds of source audio read (speech input).
@@ -113,3 +114,30 @@ def read_instances(path) -> list[Instance]:
     except OSError as e:
         raise InputError(f"cannot read {path}: {e.strerror}") from e
     return instances
+
+
+def build_instance(
+    index: int,
+    commits: Sequence[Commit],
+    reads: Sequence[float],
+    elapsed_ms: Sequence[float],
+    reference: str,
+    source_length: float,
+    unit: str,
+    source: str = "",
+) -> Instance:
+    """The instance of one source line or utterance from the commits it produced, as SimulEval
+    logs it: each commit's text is split on whitespace and every piece is an output word written
+    at `reads[k]` (delay, unit `unit`) and `elapsed_ms[k]` (computation-aware time) of its commit
+    k — SimulEval's rule, so a piece that continues the previous commit's last word (a comma
+    decided one source element later) is a word of its own."""
+    words: list[str] = []
+    delays: list[float] = []
+    elapsed: list[float] = []
+    for commit, read, spent in zip(commits, reads, elapsed_ms, strict=True):
+        pieces = commit.text.split()
+        words += pieces
+        delays += [float(read)] * len(pieces)
+        elapsed += [float(spent)] * len(pieces)
+    return Instance(index=index, prediction=" ".join(words), reference=reference, source_length=float(source_length),
+                    delays=tuple(delays), elapsed=tuple(elapsed), unit=unit, source=source)

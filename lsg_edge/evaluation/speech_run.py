@@ -13,10 +13,11 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Protocol, Sequence
+from typing import Any, Iterable, Sequence
 
 from ..errors import InputError
-from .instance import Instance
+from ..events import Commit
+from .instance import Instance, build_instance
 
 __all__ = ["AudioItem", "read_audio_manifest", "instance_from_speech_commits", "run_speech", "evaluate_speech"]
 
@@ -31,14 +32,6 @@ class AudioItem:
     audio_path: Path  # absolute
     duration_s: float  # as listed in the manifest, s
     transcript: str  # the reference
-
-
-class SpeechCommit(Protocol):
-    """What the harness reads of a speech commit (lsg_edge.speech.session.Commit)."""
-
-    text: str
-    audio_ms: int  # audio read when committed, ms
-    wall_time_s: float  # time.time() at commit, s
 
 
 def read_audio_manifest(path: Path, limit: int | None = None) -> list[AudioItem]:
@@ -71,35 +64,31 @@ def read_audio_manifest(path: Path, limit: int | None = None) -> list[AudioItem]
 
 def instance_from_speech_commits(
     index: int,
-    commits: Iterable[SpeechCommit],
+    commits: Iterable[Commit],
     duration_ms: float,
     reference: str,
     started_at_s: float,
     source: str = "",
     n_final: int = 0,
 ) -> Instance:
-    """The ms instance of one utterance; `started_at_s` is time.time() at its first pushed sample.
+    """The ms instance of one utterance (see `instance.build_instance`); `started_at_s` is
+    time.monotonic() at its first pushed sample.
 
     The last `n_final` commits are those `finish` returned, when all the audio had been read: they
     are logged at `duration_ms`, as SimulEval logs what is written after the last segment, not at
-    their `audio_ms`, which counts only the whole VAD frames heard.
+    their `source_read`, which counts only the whole VAD frames heard. The computation-aware time
+    is the audio read plus the computation time so far (SimulEval's convention).
     """
     commits = list(commits)
-    words: list[str] = []
-    delays: list[float] = []
-    elapsed: list[float] = []
-    for k, c in enumerate(commits):
-        read_ms = float(duration_ms) if k >= len(commits) - n_final else float(c.audio_ms)
-        pieces = c.text.split()
-        words += pieces
-        delays += [read_ms] * len(pieces)
-        elapsed += [read_ms + (c.wall_time_s - started_at_s) * 1000.0] * len(pieces)
-    return Instance(index=index, prediction=" ".join(words), reference=reference, source_length=float(duration_ms),
-                    delays=tuple(delays), elapsed=tuple(elapsed), unit="ms", source=source)
+    reads = [float(duration_ms) if k >= len(commits) - n_final else float(c.source_read)
+             for k, c in enumerate(commits)]
+    elapsed = [read + (c.wall_time_s - started_at_s) * 1000.0 for read, c in zip(reads, commits)]
+    return build_instance(index, commits, reads, elapsed, reference, duration_ms, "ms", source)
 
 
 def run_speech(new_session: Any, items: Sequence[AudioItem], progress: bool = True) -> tuple[list[Instance], float]:
-    """Stream each item through a fresh session from `new_session()` (an AsrSession factory).
+    """Stream each item through a fresh session from `new_session()` (an `AsrSession` factory; each
+    is closed after its item).
 
     Returns the instances and the total wall time (s). The source length is the decoded audio's
     length (SimulEval: samples / rate), not the manifest's rounded duration.
@@ -112,14 +101,14 @@ def run_speech(new_session: Any, items: Sequence[AudioItem], progress: bool = Tr
     instances, wall_s = [], 0.0
     for index, item in enumerate(tqdm(items, desc="speech", unit="utt", file=sys.stderr, disable=not progress)):
         audio = read_audio(item.audio_path)
-        session = new_session()
-        started_at, started = time.time(), time.perf_counter()
-        commits = []
-        for block in file_blocks(audio):
-            commits += session.push(block)
-        final = session.finish()
-        commits += final
-        wall_s += time.perf_counter() - started
+        with new_session() as session:
+            started_at, started = time.monotonic(), time.perf_counter()
+            commits = []
+            for block in file_blocks(audio):
+                commits += session.push(block)
+            final = session.finish()
+            commits += final
+            wall_s += time.perf_counter() - started
         instances.append(instance_from_speech_commits(
             index, commits, 1000.0 * audio.size / SAMPLE_RATE_HZ, item.transcript, started_at, str(item.audio_path),
             n_final=len(final)))
@@ -132,25 +121,25 @@ def evaluate_speech(
     """`lsg-edge eval --audio-manifest`: stream every utterance with the speech policy named by the
     shared flags (--policy, --delta, --alpha, --low-bound, --top-bound, --kl-direction,
     --draft-tokens, --threads; others keep the speech defaults) and write instances.log and scores.json."""
-    from dataclasses import asdict
+    from dataclasses import asdict, replace
 
+    from ..policy.options import SPEECH_POLICY_DEFAULTS
     from ..speech.engine import SpeechEngine
     from ..speech.onnx_runtime import RuntimeOptions
-    from ..speech.policies import SpeechPolicyOptions
-    from ..speech.session import AsrSession, SessionOptions
+    from ..speech.session import SessionOptions
     from .instance import write_instances
     from .report import format_table, write_scores
     from .scoring import latency_scores, quality_scores
 
     items = read_audio_manifest(audio_manifest, limit)
-    keys = ("delta", "alpha", "low_bound", "top_bound", "kl_direction", "draft_tokens")
-    policy = SpeechPolicyOptions(name=flags.get("policy") or "lsg",
-                                 **{k: flags[k] for k in keys if flags.get(k) is not None})
+    keys = ("k", "delta", "alpha", "low_bound", "top_bound", "kl_direction", "draft_tokens")
+    policy = replace(SPEECH_POLICY_DEFAULTS, name=flags.get("policy") or SPEECH_POLICY_DEFAULTS.name,
+                     **{k: flags[k] for k in keys if flags.get(k) is not None})
     # English recognition (the manifests here are LibriSpeech); --src/--tgt are the text pair's.
     options = SessionOptions(policy=policy)
     # --threads is onnxruntime's here (default: the cores, up to 4), as `lsg-edge asr --threads`.
     engine = SpeechEngine.load(speech_model, RuntimeOptions(n_threads=flags.get("threads") or 0))
-    instances, wall_s = run_speech(lambda: AsrSession(engine, options), items, progress)
+    instances, wall_s = run_speech(lambda: engine.create_session(options), items, progress)
     row: dict[str, Any] = {"policy": policy.name, "setting": policy.name, "n_sentences": len(instances)}
     row.update(quality_scores(instances, ("WER",)))
     row.update(latency_scores(instances))

@@ -14,9 +14,9 @@ from typing import Iterable, Sequence
 
 from ..errors import InputError
 from ..policy.options import PolicyOptions
-from ..text.session import Commit
+from ..events import Commit
 from ..text.source import join_words, split_words
-from .instance import Instance
+from .instance import Instance, build_instance
 
 __all__ = ["Pair", "TextRun", "read_parallel", "instance_from_commits", "run_text"]
 
@@ -81,38 +81,23 @@ def instance_from_commits(
     commits: Iterable[Commit],
     reads: Sequence[int],
 ) -> Instance:
-    """The instance of one source line from the commits it produced, as SimulEval logs it.
+    """The instance of one source line (see `instance.build_instance`).
 
     `reads[k]`: source words pushed when commit k was returned (the line's words up to the one
-    whose push returned it; all of them for the commits of `finish`). Each commit's text is split
-    on whitespace and every piece is an output word with delay `reads[k]` — SimulEval's rule
-    (`TextOutputInstance.receive_prediction`), so that `simuleval` driving the same session
-    (`lsg_edge.simuleval_agents`) logs these very instances. In particular a piece that continues
-    the previous commit's last word (a comma decided one source word later) is a word of its own,
-    and a cut line (bounded windows) needs no offsets. `elapsed` is the wall time since the line's
-    first word: a later part of a cut line adds the earlier parts' times.
+    whose push returned it; all of them for the commits of `finish`), so that `simuleval` driving
+    the same session (`lsg_edge.simuleval_agents`) logs these very instances; a cut line (bounded
+    windows) needs no offsets. The elapsed time is the wall time since the line's first word: a
+    later part of a cut line adds the earlier parts' times.
     """
-    words: list[str] = []
-    delays: list[float] = []
+    commits = list(commits)
     elapsed: list[float] = []
     offset_ms = 0.0
-    for c, read in zip(commits, reads, strict=True):
-        pieces = c.text.split()
-        words += pieces
-        delays += [float(read)] * len(pieces)
-        elapsed += [offset_ms + c.elapsed_ms] * len(pieces)
+    for c in commits:
+        elapsed.append(offset_ms + c.elapsed_ms)
         if c.sentence_end:
             offset_ms += c.elapsed_ms
-    return Instance(
-        index=index,
-        prediction=" ".join(words),
-        reference=reference,
-        source_length=len(source_words),
-        delays=tuple(delays),
-        elapsed=tuple(elapsed),
-        unit="word",
-        source=join_words(list(source_words)),
-    )
+    return build_instance(index, commits, reads, elapsed, reference, len(source_words), "word",
+                          join_words(list(source_words)))
 
 
 def run_text(

@@ -6,27 +6,22 @@ after each new source element, re-translate everything read so far; commit the l
 prefix of the last two hypotheses beyond what is already committed, in whole words.
 
 Unlike LSG and wait-k, the decision depends on the *previous* decision's hypothesis, so the
-strategy keeps per-sentence state. It is reset at the first decision of each sentence (one source
-word read, nothing committed yet), which is how the session's decision views mark a new sentence.
+strategy keeps per-sentence state; sessions `reset` it when a sentence (or audio window) starts.
 
-The hypothesis horizon is the session's draft budget (`PolicyOptions.draft_tokens`): agreement is
-looked for within that many tokens past the committed prefix, which is where it matters — a
-longer hypothesis only adds words that cannot be committed before the ones in front of them.
+How far a hypothesis reaches is the view's choice (`DecisionView.hypothesis`): text looks
+`PolicyOptions.draft_tokens` tokens past the committed prefix, which is where agreement matters;
+speech re-decodes the whole audio window, as whisper_streaming does.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..backends.base import common_prefix_length
-from .strategies import DecisionView, Policy
+from .drafting import common_prefix_length
+from .strategies import Decision, DecisionView, Policy, Read, Write
 from .words import word_starts
 
 __all__ = ["LocalAgreementPolicy", "agreed_prefix"]
-
-# Word budget handed to `DecisionView.draft`: the draft is then bounded by its token budget only.
-_UNBOUNDED_WORDS = 1 << 30
-
 
 def agreed_prefix(
     previous: list[int],
@@ -71,24 +66,23 @@ class LocalAgreementPolicy(Policy):
         """Forget the sentence's hypotheses (the next decision starts a new sentence)."""
         self.__init__()
 
-    def tokens_to_write(self, view: DecisionView) -> int:
-        if view.n_read == 1 and view.n_committed_words == 0:
-            self.reset()
+    def decide(self, view: DecisionView) -> Decision:
         if view.n_read == self._decided_at:
             # The session asks again after a commit without new source: agreement needs two
             # hypotheses on different inputs, so this is a READ.
-            return 0
+            return Read()
         self._decided_at = view.n_read
-        draft = view.draft(max_words=_UNBOUNDED_WORDS)
+        draft = view.hypothesis()
+        ended = draft.ended and view.stop_ends_word  # a stop that ends no word is no boundary
         starts = word_starts(view.pieces(draft.tokens))
         n_agreed = 0
         if self._previous is not None:
             n_agreed = agreed_prefix(
                 self._previous, self._previous_starts, self._previous_ended,
-                draft.tokens, starts, draft.ended,
+                draft.tokens, starts, ended,
             )
-        # What remains of this hypothesis past the new commit is compared at the next word.
+        # What remains of this hypothesis past the new commit is compared at the next element.
         self._previous = list(draft.tokens[n_agreed:])
         self._previous_starts = word_starts(view.pieces(self._previous))
-        self._previous_ended = draft.ended
-        return n_agreed
+        self._previous_ended = ended
+        return Write(n_agreed) if n_agreed else Read()

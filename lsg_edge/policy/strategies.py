@@ -1,37 +1,81 @@
 """READ/WRITE strategies: LSG and its comparison baselines on one decision interface.
 
-A strategy is asked, while the source is still arriving, how many draft tokens to commit now
-(0 = READ). It sees the decision through a `DecisionView`, which drafts from the full-prefix context
-and scores drafts under the wait-1 baseline on request; the arithmetic lives in the pure modules
-`decision`, `bounds` and `words`. Once the source has ended the session decodes the rest itself.
+While the source is still arriving, a session asks its strategy for a decision: `Read` (wait for
+more source) or `Write(n)` (commit the first n tokens of the current draft). The strategy sees the
+stream through a `DecisionView`, which drafts from the full prefix and scores drafts under the
+wait-1 baseline on request. Text and speech supply their own views (source elements are words or
+audio segments); the strategies and the arithmetic in `decision`, `bounds` and `words` are the same
+for both. Once the source has ended the session decodes the rest itself.
 """
 
 from __future__ import annotations
 
 import abc
-from typing import Callable, Protocol
+from dataclasses import dataclass
+from typing import Callable, Protocol, Union
 
 import numpy as np
 
-from ..backends.base import Draft
 from .bounds import words_allowed, words_required
 from .decision import log_softmax, write_test
+from .drafting import Draft
 from .options import PolicyOptions
 from .words import cut_at_words, word_starts
 
-__all__ = ["DecisionView", "Policy", "LsgPolicy", "LeadingRun", "WaitKPolicy", "OfflinePolicy", "make_policy"]
+__all__ = [
+    "Read",
+    "Write",
+    "Decision",
+    "DecisionView",
+    "Policy",
+    "LsgPolicy",
+    "LeadingRun",
+    "WaitKPolicy",
+    "OfflinePolicy",
+    "make_policy",
+]
+
+
+@dataclass(frozen=True)
+class Read:
+    """Wait for the next source element."""
+
+
+@dataclass(frozen=True)
+class Write:
+    """Commit the first `n_tokens` tokens of the draft the view made last (≥ 1)."""
+
+    n_tokens: int
+
+    def __post_init__(self) -> None:
+        if self.n_tokens < 1:
+            raise ValueError(f"a Write commits at least one token, got {self.n_tokens}")
+
+
+Decision = Union[Read, Write]
 
 
 class DecisionView(Protocol):
     """What a strategy may look at when deciding."""
 
-    n_read: int  # source elements read so far
+    n_read: int  # source elements read so far (words of text, segments of audio)
     n_committed_words: int  # target words committed so far
     at_target_start: bool  # nothing of the target is committed yet
+    # Whether a draft that ended on the stop token ends on a whole word. Text: yes, the model
+    # closed the translation. Speech: no, Whisper closes its transcript where the audio so far ends,
+    # often inside a half-heard word ("the ancient fla" → "the ancient flag."), so the last word
+    # waits for more audio or the window's end.
+    stop_ends_word: bool
 
     def draft(self, max_words: int, should_stop: Callable[[list[int], np.ndarray], bool] | None = None) -> Draft:
-        """Greedy draft from the full prefix, long enough to show `max_words` whole words, or
-        shorter where `should_stop(tokens, row)` (asked after each token) says so."""
+        """Greedy draft from the full prefix, long enough to show `max_words` whole words (within
+        the draft budget), or shorter where `should_stop(tokens, row)` (asked after each token)
+        says so."""
+        ...
+
+    def hypothesis(self) -> Draft:
+        """The model's whole current output past the committed prefix, as far as the view looks
+        (a re-decode of everything read, for agreement-based strategies)."""
         ...
 
     def baseline_logits(self, tokens: list[int], positions: list[int]) -> np.ndarray | None:
@@ -46,10 +90,17 @@ class DecisionView(Protocol):
 
 
 class Policy(abc.ABC):
-    """Decides, while the source is incomplete, how many draft tokens to commit (0 = READ)."""
+    """Decides, while the source is incomplete, whether to read or to write part of a draft."""
 
     @abc.abstractmethod
-    def tokens_to_write(self, view: DecisionView) -> int: ...
+    def decide(self, view: DecisionView) -> Decision: ...
+
+    def reset(self) -> None:
+        """A new sentence (text) or audio window (speech) starts; stateless strategies ignore it."""
+
+
+def _write_or_read(n_tokens: int) -> Decision:
+    return Write(n_tokens) if n_tokens > 0 else Read()
 
 
 class LsgPolicy(Policy):
@@ -59,36 +110,29 @@ class LsgPolicy(Policy):
     def __init__(self, options: PolicyOptions) -> None:
         self.options = options
 
-    def tokens_to_write(self, view: DecisionView) -> int:
+    def decide(self, view: DecisionView) -> Decision:
         o = self.options
-        allowed = words_allowed(view.n_read, view.n_committed_words, o.low_bound)
+        n_read = view.n_read * o.words_per_element
+        allowed = words_allowed(n_read, view.n_committed_words, o.low_bound)
         if allowed == 0:
-            return 0
-        required = words_required(view.n_read, view.n_committed_words, o.low_bound, o.top_bound)
+            return Read()
+        required = words_required(n_read, view.n_committed_words, o.low_bound, o.top_bound)
         run = LeadingRun(view, o, allowed, required)
         draft = view.draft(max_words=allowed, should_stop=run.complete)
         if not draft.tokens:
-            return 0
+            return Read()
         starts = word_starts(view.pieces(draft.tokens), view.at_target_start)
         cut, _ = cut_at_words(
             starts,
             run.n_accepted,
             max_words=allowed,
             min_words=required,
-            final_is_boundary=draft.ended and required > 0,
+            final_is_boundary=draft.ended and required > 0 and view.stop_ends_word,
         )
-        if cut == 0 and required > 0:
+        if cut == 0 and required > 0 and view.stop_ends_word:
             # A due word longer than the whole draft: write what there is rather than stall.
             cut = len(draft.tokens)
-        return cut
-
-
-class WriteTestSettings(Protocol):
-    """The write-test parameters `LeadingRun` reads (text `PolicyOptions`, speech options alike)."""
-
-    delta: float
-    alpha: float
-    kl_direction: str
+        return _write_or_read(cut)
 
 
 class LeadingRun:
@@ -100,11 +144,10 @@ class LeadingRun:
     `allowed` + 1). A position whose P_cur passes the confidence test needs no P_base; otherwise
     the baseline is asked for that one row. After the first failure the draft only has to reach
     the `required` words a forced write takes (their end shows as the next word's first token).
-    The result equals testing a full-length draft at once. Text and speech LSG both use it: `view`
-    needs `pieces`, `at_target_start` and `baseline_logits`; `options` δ, α and the KL direction.
+    The result equals testing a full-length draft at once.
     """
 
-    def __init__(self, view: DecisionView, options: WriteTestSettings, allowed: int, required: int) -> None:
+    def __init__(self, view: DecisionView, options: PolicyOptions, allowed: int, required: int) -> None:
         self._view = view
         self._options = options
         self._allowed = allowed
@@ -149,24 +192,27 @@ class WaitKPolicy(Policy):
 
     def __init__(self, options: PolicyOptions) -> None:
         self.k = options.k
+        self.words_per_element = options.words_per_element
 
-    def tokens_to_write(self, view: DecisionView) -> int:
-        due = words_allowed(view.n_read, view.n_committed_words, self.k)
+    def decide(self, view: DecisionView) -> Decision:
+        due = words_allowed(view.n_read * self.words_per_element, view.n_committed_words, self.k)
         if due == 0:
-            return 0
+            return Read()
         draft = view.draft(max_words=due)
         if not draft.tokens:
-            return 0
+            return Read()
         starts = word_starts(view.pieces(draft.tokens), view.at_target_start)
-        cut, _ = cut_at_words(starts, len(draft.tokens), due, due, final_is_boundary=draft.ended)
-        return cut or len(draft.tokens)
+        cut, _ = cut_at_words(starts, len(draft.tokens), due, due, final_is_boundary=draft.ended and view.stop_ends_word)
+        if cut == 0 and view.stop_ends_word:
+            cut = len(draft.tokens)
+        return _write_or_read(cut)
 
 
 class OfflinePolicy(Policy):
     """Full-sentence translation: read everything, then write (the quality reference)."""
 
-    def tokens_to_write(self, view: DecisionView) -> int:
-        return 0
+    def decide(self, view: DecisionView) -> Decision:
+        return Read()
 
 
 def make_policy(options: PolicyOptions) -> Policy:

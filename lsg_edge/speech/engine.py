@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..backends.base import greedy_draft
 from ..errors import OptionsError
+from ..policy.drafting import greedy_draft
 from .context import WhisperDecoderContext
 from .features import FRAME_MS, HOP_SAMPLES, N_FRAMES_30S, SAMPLE_RATE_HZ, LogMel
 from .loops import token_budget, trim_repetition
@@ -20,7 +21,13 @@ from .models import resolve_model
 from .onnx_runtime import EncodedAudio, RuntimeOptions, WhisperRuntime
 from .vocab import TokenFilter, WhisperVocabulary
 
-__all__ = ["EncoderOptions", "SpeechEngine", "ENCODER_WINDOWS"]
+if TYPE_CHECKING:
+    from .session import AsrSession, SessionOptions
+
+__all__ = ["EncoderOptions", "SpeechEngine", "ENCODER_WINDOWS", "WHISPER_TEXT_CTX"]
+
+# Tokens Whisper's decoder attends over (its positional table), the same for every model size.
+WHISPER_TEXT_CTX = 448
 
 # "30s": pad every input to Whisper's 30 s training window (3000 frames; cost independent of length).
 # "tight": encode only the audio so far plus `pad_ms` of padding (cost grows with the audio).
@@ -48,7 +55,8 @@ class EncoderOptions:
 
 
 class SpeechEngine:
-    """Resources of one Whisper model; per-stream state lives in `AsrSession`."""
+    """Resources of one Whisper model (an `asr_engine.AsrEngine`); per-stream state lives in the
+    `AsrSession`s it creates."""
 
     def __init__(self, model_dir: Path, runtime_options: RuntimeOptions = RuntimeOptions(),
                  encoder_options: EncoderOptions = EncoderOptions()) -> None:
@@ -58,7 +66,7 @@ class SpeechEngine:
         self.token_filter = TokenFilter.for_model(self.vocab, self.model_dir)
         self.encoder_options = encoder_options
         self.log_mel = LogMel(self.runtime.n_mels)
-        self.n_text_ctx = 448
+        self.n_text_ctx = WHISPER_TEXT_CTX
 
     @classmethod
     def load(cls, model: str | Path | None = None, runtime_options: RuntimeOptions = RuntimeOptions(),
@@ -90,6 +98,28 @@ class SpeechEngine:
     def new_context(self, prompt: list[int], reuse_cache: bool = True) -> WhisperDecoderContext:
         return WhisperDecoderContext(self.runtime, self.token_filter, len(prompt) - 1, self.n_text_ctx,
                                      reuse_cache=reuse_cache)
+
+    def acquire_context(self, prompt: list[int]) -> WhisperDecoderContext:
+        # A Whisper decoder context is a small NumPy cache: made per session, dropped on release.
+        return self.new_context(prompt)
+
+    def release_context(self, context: WhisperDecoderContext) -> None:
+        pass
+
+    def create_session(self, options: "SessionOptions | None" = None) -> "AsrSession":
+        """A new audio stream over this engine (close it, or use `with`)."""
+        from .session import AsrSession, SessionOptions
+
+        return AsrSession(self, options or SessionOptions())
+
+    def close(self) -> None:
+        """Nothing to free beyond what garbage collection does; here for the engine protocol."""
+
+    def __enter__(self) -> "SpeechEngine":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def prompt(self, language: str | None, task: str) -> list[int]:
         return self.vocab.prompt(language, task)

@@ -1,17 +1,20 @@
 """One audio stream being captioned: windows, voice activity, and the committed-word events.
 
     engine = SpeechEngine.load("base")
-    session = AsrSession(engine, SessionOptions(language="en"))
-    for block in blocks:                       # float32 mono 16 kHz, any block size
-        for commit in session.push(block):
-            print(commit.text, end="", flush=True)
-    for commit in session.finish():            # end of input: everything left is written
-        ...
+    with engine.create_session(SessionOptions(language="en")) as session:
+        for block in blocks:                   # float32 mono 16 kHz, any block size
+            for commit in session.push(block):
+                print(commit.separator + commit.text, end="", flush=True)
+        for commit in session.finish():        # end of input: everything left is written
+            ...
 
 Audio is gathered into a *window* from the first voiced frame (plus a short pre-roll). A pause
 of `min_silence_ms`, or a window reaching `max_window_ms`, ends it: everything is committed at
 the cut and the next window starts empty, so no window exceeds Whisper's 30 s and silence never
-reaches the decoder (Whisper hallucinates and loops on silence).
+reaches the decoder (Whisper hallucinates and loops on silence). Inside a window the policy
+(`lsg_edge.policy`, the same as for text) decides after every segment through `window.SegmentView`.
+The engine (Whisper or an audio-LLM, `asr_engine.AsrEngine`) lends the decoder contexts; `close()`
+gives them back.
 """
 
 from __future__ import annotations
@@ -21,12 +24,20 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .engine import SpeechEngine
+from ..errors import OptionsError
+from ..events import Commit
+from ..policy.options import SPEECH_POLICY_DEFAULTS, PolicyOptions
+from ..policy.strategies import make_policy
+from .asr_engine import AsrEngine
 from .features import SAMPLE_RATE_HZ
-from .policies import SpeechPolicyOptions, make_policy
 from .vad import EnergyVad, VadOptions
+from .window import WindowDecoder
 
-__all__ = ["SessionOptions", "Commit", "AsrSession"]
+__all__ = ["SessionOptions", "AsrSession"]
+
+# Silence kept after the last voiced frame when a window is cut at a pause, ms: a short tail helps
+# Whisper end the last word, more only invites hallucination.
+WINDOW_TAIL_MS = 200
 
 
 @dataclass(frozen=True)
@@ -35,32 +46,43 @@ class SessionOptions:
 
     language: str | None = None  # spoken language code (multilingual models); None = English
     task: str = "transcribe"  # "transcribe", or "translate" (Whisper's X→English)
-    policy: SpeechPolicyOptions = field(default_factory=SpeechPolicyOptions)
+    policy: PolicyOptions = SPEECH_POLICY_DEFAULTS
+    segment_ms: int = 640  # source element, ms of audio
     vad: VadOptions = field(default_factory=VadOptions)
 
+    def __post_init__(self) -> None:
+        if not 100 <= self.segment_ms <= 5000:
+            raise OptionsError(f"--segment-ms must be within 100…5000, got {self.segment_ms}")
 
-@dataclass(frozen=True)
-class Commit:
-    """Words committed at once; final, never retracted."""
-
-    text: str  # the words, with the leading space that separates them from earlier output
-    n_words: int
-    audio_ms: int  # audio read (from the start of the stream) when committed, ms
-    wall_time_s: float  # time.time() at commit
-    end_of_window: bool  # committed at a pause / window cut
+    @property
+    def segment_samples(self) -> int:
+        return SAMPLE_RATE_HZ * self.segment_ms // 1000
 
 
 class AsrSession:
-    """Per-stream state over a shared `SpeechEngine` (see module docstring)."""
+    """Per-stream state over a shared `AsrEngine` (see module docstring); `close()` (or `with`)
+    gives the engine's contexts back."""
 
-    def __init__(self, engine: SpeechEngine, options: SessionOptions = SessionOptions()) -> None:
+    def __init__(self, engine: AsrEngine, options: SessionOptions = SessionOptions()) -> None:
         self.engine = engine
         self.options = options
-        self._prompt = engine.prompt(options.language, options.task)
-        self._policy = make_policy(engine, self._prompt, options.policy)
+        self._policy = make_policy(options.policy)
+        self._decoder = WindowDecoder(engine, engine.prompt(options.language, options.task), options.policy,
+                                      options.segment_samples)
         self._vad = EnergyVad(options.vad)
         self._frame = self._vad._frame
         self._reset_stream()
+
+    def close(self) -> None:
+        """Give the decoder contexts back to the engine; the session is unusable afterwards."""
+        if self._decoder.full is not None:
+            self._decoder.close()
+
+    def __enter__(self) -> "AsrSession":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _reset_stream(self) -> None:
         self._heard = 0  # samples pushed since the stream started
@@ -70,6 +92,13 @@ class AsrSession:
         self._n_segments = 0  # segments of the window the policy has read
         self._silence = 0  # trailing unvoiced samples in the open window
         self._started_output = False
+        self._window_index = 0
+        self._window_started_at = 0.0
+        self._new_window()
+
+    def _new_window(self) -> None:
+        self._window_has_output = False
+        self._decoder.reset()
         self._policy.reset()
 
     def reset(self) -> None:
@@ -110,38 +139,51 @@ class AsrSession:
                 return []
             self._window, self._preroll = self._preroll, np.zeros(0, np.float32)
             self._n_segments, self._silence = 0, 0
+            self._window_started_at = time.monotonic()
         self._window = np.concatenate([self._window, frame])
         self._silence = 0 if is_speech else self._silence + frame.size
         commits: list[Commit] = []
-        segment = self.options.policy.segment_samples
+        segment = self.options.segment_samples
         if self._window.size >= (self._n_segments + 1) * segment and self._silence < self._window.size:
             self._n_segments = self._window.size // segment
-            commits += self._emit(self._policy.step(self._window, self._n_segments), end_of_window=False)
+            commits += self._emit(self._decoder.step(self._policy, self._window, self._n_segments),
+                                  end_of_window=False)
         if (self._silence >= SAMPLE_RATE_HZ * vad.min_silence_ms // 1000
                 or self._window.size >= SAMPLE_RATE_HZ * vad.max_window_ms // 1000):
             commits += self._close_window()
         return commits
 
     def _close_window(self) -> list[Commit]:
-        # Trailing silence beyond a short tail only invites hallucination.
-        tail = SAMPLE_RATE_HZ * 200 // 1000
+        tail = SAMPLE_RATE_HZ * WINDOW_TAIL_MS // 1000
         window = self._window[: max(self._window.size - max(0, self._silence - tail), 1)]
-        commits = self._emit(self._policy.finish(window), end_of_window=True)
+        commits = self._emit(self._decoder.finish(window), end_of_window=True)
         self._window = None
-        self._policy.reset()
+        self._window_index += 1
+        self._new_window()
         return commits
 
     def _emit(self, tokens: list[int], end_of_window: bool) -> list[Commit]:
         if not tokens:
             return []
         text = self.engine.vocab.text(tokens)
-        if not self._started_output:
-            text = text.lstrip()
-        elif not text[:1].isspace():
-            text = " " + text  # a new window starts a new word
         n_words = len(text.split())
         if n_words == 0:
             return []
-        self._started_output = True
-        audio_ms = 1000 * self._heard // SAMPLE_RATE_HZ
-        return [Commit(text, n_words, audio_ms, time.time(), end_of_window)]
+        stripped = text.lstrip()
+        separator = text[: len(text) - len(stripped)]
+        if not self._started_output:
+            separator = ""
+        elif not separator and not self._window_has_output:
+            separator = " "  # a new window starts a new word
+        self._started_output = self._window_has_output = True
+        now = time.monotonic()
+        return [Commit(
+            text=stripped.rstrip() if end_of_window else stripped,
+            separator=separator,
+            sentence_index=self._window_index,
+            source_read=1000 * self._heard // SAMPLE_RATE_HZ,
+            elapsed_ms=(now - self._window_started_at) * 1000.0,
+            n_words=n_words,
+            sentence_end=end_of_window,
+            wall_time_s=now,
+        )]

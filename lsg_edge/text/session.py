@@ -12,15 +12,17 @@ import contextlib
 import functools
 import time
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Callable, ContextManager, Iterable, Iterator
 
 import numpy as np
 
-from ..backends.base import Draft, ScoringContext, Vocabulary, greedy_draft
+from ..backends.base import ScoringContext, Vocabulary
 from ..errors import InputWarning, OptionsError
+from ..events import Commit
+from ..policy.drafting import Draft, greedy_draft, word_limit
 from ..policy.options import PolicyOptions
-from ..policy.strategies import Policy, make_policy
+from ..policy.strategies import Policy, Write, make_policy
 from ..policy.words import word_starts
 from .loops import ECHO_SPAN_TOKENS, echo_start, repeat_start, spans
 from .prompt import TranslationPrompt
@@ -30,29 +32,8 @@ __all__ = ["Commit", "SessionOptions", "TranslationSession"]
 
 # A source repeating a span of this many words turns the target's repetition guard off.
 SOURCE_REPEAT_WORDS = 3
-
-
-@dataclass(frozen=True)
-class Commit:
-    """Target text committed at one decision (final; never retracted)."""
-
-    text: str  # the committed words, without the whitespace that separates them from earlier ones
-    separator: str  # whitespace between the previous commit of the sentence and `text` ("" at start)
-    sentence_index: int  # 0-based index of the sentence in the stream
-    source_words_read: int  # source words read when this was committed
-    elapsed_ms: float  # wall-clock time since the sentence's first word arrived, ms
-    n_words: int  # target words in `text`
-    sentence_end: bool = False  # the last commit of its sentence
-
-    def to_json(self) -> dict:
-        return {
-            "text": self.text,
-            "sentence": self.sentence_index,
-            "source_words_read": self.source_words_read,
-            "elapsed_ms": round(self.elapsed_ms, 1),
-            "words": self.n_words,
-            "sentence_end": self.sentence_end,
-        }
+# Word budget of a hypothesis: the draft is then bounded by its token budget only.
+_UNBOUNDED_WORDS = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -121,7 +102,7 @@ class TranslationSession:
         self.options = options
         self._n_ctx = n_ctx_tokens
         self._lock = lock if lock is not None else contextlib.nullcontext()
-        self._sentence = _Sentence(index=0)
+        self._new_sentence(0)
         self._echo_spans: list[tuple[set, set]] | None = None  # (spans of prompt text, of its permit)
 
     # --- public API -----------------------------------------------------------------------------
@@ -171,12 +152,11 @@ class TranslationSession:
         tokens: list[int] = []
         if budget > 0:
             guard = _LoopGuard(self)
-            # No logits kept: a sentence's end may take hundreds of tokens, at a vocabulary row each.
             tokens = greedy_draft(self._full, prefix, budget, self._prompt.is_stop, guess=s.guess,
-                                  should_stop=guard, keep_logits=False).tokens
+                                  should_stop=guard).tokens
             tokens = tokens[: guard.keep(len(tokens))]
         event = self._commit(tokens, sentence_end=True)
-        self._sentence = _Sentence(index=s.index + 1)
+        self._new_sentence(s.index + 1)
         return [event]
 
     def translate_stream(self, events: Iterable[SourceEvent]) -> Iterator[Commit]:
@@ -191,7 +171,11 @@ class TranslationSession:
 
     def reset(self) -> None:
         """Drop the current sentence without output and start over at sentence 0."""
-        self._sentence = _Sentence(index=0)
+        self._new_sentence(0)
+
+    def _new_sentence(self, index: int) -> None:
+        self._sentence = _Sentence(index=index)
+        self._policy.reset()
 
     @property
     def sentence_index(self) -> int:
@@ -208,12 +192,13 @@ class TranslationSession:
         events = []
         while True:
             view = _View(self)
-            n_tokens = self._policy.tokens_to_write(view)
+            decision = self._policy.decide(view)
             draft = view.last_draft
-            if n_tokens == 0:
+            if not isinstance(decision, Write):
                 if draft is not None:
                     self._sentence.guess = list(draft.tokens)
                 return events
+            n_tokens = decision.n_tokens
             assert draft is not None and n_tokens <= len(draft.tokens)
             self._sentence.guess = list(draft.tokens[n_tokens:])
             events.append(self._commit(draft.tokens[:n_tokens]))
@@ -228,14 +213,16 @@ class TranslationSession:
         separator = text[: len(text) - len(stripped)] if s.n_words_committed else ""
         s.n_words_committed += int(word_starts([p.decode("utf-8", "replace") for p in pieces], not s.target).sum())
         s.target.extend(tokens)
+        now = time.monotonic()
         return Commit(
             text=stripped.rstrip() if sentence_end else stripped,
             separator=separator,
             sentence_index=s.index,
-            source_words_read=len(s.words),
-            elapsed_ms=(time.monotonic() - s.started_at) * 1000.0,
+            source_read=len(s.words),
+            elapsed_ms=(now - s.started_at) * 1000.0,
             n_words=n_words,
             sentence_end=sentence_end,
+            wall_time_s=now,
         )
 
     def _must_cut(self, next_word: str) -> bool:
@@ -318,15 +305,17 @@ class _View:
         self.n_read = len(session._sentence.words)
         self.n_committed_words = session._sentence.n_words_committed
         self.at_target_start = not session._sentence.target
+        self.stop_ends_word = True  # the model's stop token closes the translation
         self.last_draft: Draft | None = None
+
+    def hypothesis(self) -> Draft:
+        # Bounded by the draft budget only: agreement beyond it could not be committed before the
+        # words in front of it anyway.
+        return self.draft(max_words=_UNBOUNDED_WORDS)
 
     def draft(self, max_words: int, should_stop: Callable[[list[int], np.ndarray], bool] | None = None) -> Draft:
         session = self._session
-        starts_word = lambda token: session._vocab.piece(token)[:1].isspace()  # noqa: E731
-
-        def has_enough(tokens: list[int]) -> bool:
-            # Stop once a token starts word max_words + 1: the first max_words are then whole.
-            return sum(map(starts_word, tokens[1:])) >= max_words
+        has_enough = word_limit(lambda token: session._vocab.piece(token)[:1].isspace(), max_words)
 
         guard = _LoopGuard(session)
 
@@ -355,7 +344,7 @@ class _View:
         if guard.start is not None:
             # Nothing from the loop's start on is offered for commit; the sentence's end cuts it there.
             keep = guard.keep(len(draft.tokens))
-            draft = replace(draft, tokens=draft.tokens[:keep], logits=draft.logits[:keep], ended=False)
+            draft = draft.cut(keep)
         self.last_draft = draft
         return self.last_draft
 

@@ -1,0 +1,80 @@
+"""What a session emits: committed target text, one event type for translation and captions,
+and the writers that put it on stdout."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TextIO
+
+__all__ = ["Commit", "PlainTextWriter", "JsonLinesWriter", "commit_writer"]
+
+
+@dataclass(frozen=True)
+class Commit:
+    """Target words committed at one decision; final, never retracted.
+
+    A *sentence* is what a stream is cut into: a source sentence when translating text, an audio
+    window between pauses when captioning. `source_read` counts the source read when the words
+    were committed in the stream's unit: source words of the sentence (text), or ms of audio since
+    the stream started (speech).
+    """
+
+    text: str  # the committed words, without the whitespace that separates them from earlier ones
+    separator: str  # whitespace between the previous commit of the sentence and `text` ("" at start)
+    sentence_index: int  # 0-based index of the sentence in the stream
+    source_read: int  # source read when committed: words (text) or audio ms (speech)
+    elapsed_ms: float  # wall-clock time since the sentence's first source arrived, ms
+    n_words: int  # target words in `text`
+    sentence_end: bool = False  # the last commit of its sentence
+    wall_time_s: float = 0.0  # time.monotonic() when committed, s
+
+    def to_json(self) -> dict:
+        return {
+            "text": self.text,
+            "sentence": self.sentence_index,
+            "source_read": self.source_read,
+            "elapsed_ms": round(self.elapsed_ms, 1),
+            "words": self.n_words,
+            "sentence_end": self.sentence_end,
+        }
+
+
+class PlainTextWriter:
+    """Committed words as plain text, one line per sentence, flushed at every commit."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._line_open = False
+
+    def write(self, commit: Commit) -> None:
+        text = (commit.separator if self._line_open else "") + commit.text
+        if commit.sentence_end:
+            text += "\n"
+        if text:
+            self._out.write(text)
+            self._out.flush()
+        self._line_open = not commit.sentence_end and (self._line_open or bool(commit.text))
+
+    def close(self) -> None:
+        if self._line_open:
+            self._out.write("\n")
+            self._out.flush()
+
+
+class JsonLinesWriter:
+    """One JSON object per commit (`Commit.to_json`), flushed at every commit."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+
+    def write(self, commit: Commit) -> None:
+        self._out.write(json.dumps(commit.to_json(), ensure_ascii=False) + "\n")
+        self._out.flush()
+
+    def close(self) -> None:
+        self._out.flush()
+
+
+def commit_writer(out: TextIO, as_json: bool) -> PlainTextWriter | JsonLinesWriter:
+    return JsonLinesWriter(out) if as_json else PlainTextWriter(out)

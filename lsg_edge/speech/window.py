@@ -1,0 +1,174 @@
+"""One stream's decoding state over the open audio window, and the decision view it offers.
+
+A window is the audio since the last cut (≤ 30 s). Source elements are segments of
+`segment_ms`; after each new segment the session asks the policy (`lsg_edge.policy`) for decisions
+through a `SegmentView`, and commits what it writes. At the cut, `finish` decodes everything left
+at full context. Committed tokens are final; drafting continues after them.
+
+For LSG the two distributions are:
+  full context  = the decoder over the encoder output of all j segments read;
+  baseline      = the decoder over the first min(i+1, j) segments, i = words committed in the window
+                  (its encoder output changes only when a word is committed, and is cached).
+What is audio-specific stays here: the per-window encoder cache, the draft budget of a window and
+the guards against Whisper's repetition loops.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from ..policy.drafting import Draft, greedy_draft, word_limit
+from ..policy.options import PolicyOptions
+from ..policy.strategies import Policy, Write
+from ..policy.words import word_starts
+from .asr_engine import AsrEngine, AudioContext
+from .features import SAMPLE_RATE_HZ
+from .loops import first_repeat, token_budget, trim_repetition
+
+__all__ = ["WindowDecoder", "SegmentView"]
+
+# Encoder outputs kept per window: a decision asks for the full prefix and the baseline prefix,
+# and only the latest lengths are ever asked for again.
+_ENCODED_KEPT = 4
+
+
+class WindowDecoder:
+    """Committed tokens, the last draft and encoder outputs of the open window, over two contexts
+    (the full prefix, and the wait-1 baseline when the policy needs one)."""
+
+    def __init__(self, engine: AsrEngine, prompt: list[int], policy: PolicyOptions, segment_samples: int) -> None:
+        self.engine = engine
+        self.prompt = prompt
+        self.policy = policy
+        self.segment_samples = segment_samples
+        self.full: AudioContext = engine.acquire_context(prompt)
+        self.baseline: AudioContext | None = engine.acquire_context(prompt) if policy.name == "lsg" else None
+        self._encoded: dict[int, object] = {}  # n_samples → encoder output, this window
+        self.reset()
+
+    def reset(self) -> None:
+        """A new window starts."""
+        self.committed: list[int] = []  # tokens committed in this window
+        self.n_words = 0  # words committed in this window
+        self.guess: list[int] = []  # the last draft's uncommitted tokens
+        self._encoded.clear()
+
+    def close(self) -> None:
+        """Give the contexts back to the engine."""
+        for context in (self.full, self.baseline):
+            if context is not None:
+                self.engine.release_context(context)
+        self.full = self.baseline = None
+
+    def encode(self, audio: np.ndarray):
+        """Encoder output of `audio` (a prefix of the window), computed once per length."""
+        key = audio.size
+        if key not in self._encoded:
+            if len(self._encoded) >= _ENCODED_KEPT:
+                self._encoded.pop(min(self._encoded))
+            self._encoded[key] = self.engine.encode(audio)
+        return self._encoded[key]
+
+    def view(self, window: np.ndarray, n_segments: int) -> "SegmentView":
+        return SegmentView(self, window, n_segments)
+
+    def step(self, policy: Policy, window: np.ndarray, n_segments: int) -> list[int]:
+        """Ask `policy` after segment `n_segments` of `window` was read, until it reads; the tokens
+        it wrote ([] = READ)."""
+        out: list[int] = []
+        while True:
+            view = self.view(window, n_segments)
+            decision = policy.decide(view)
+            draft = view.last_draft
+            if not isinstance(decision, Write):
+                if draft is not None and draft.tokens:
+                    self.guess = draft.tokens
+                return out
+            n = decision.n_tokens
+            out += self.take(draft.tokens[:n])
+            self.guess = draft.tokens[n:]
+            if n < len(draft.tokens):
+                return out  # the rest of this draft was judged already; decide again after the next READ
+
+    def take(self, tokens: list[int]) -> list[int]:
+        """Commit `tokens` (a whole-word prefix of the last draft)."""
+        self.committed += tokens
+        self.n_words += int(self.starts(tokens).sum()) if tokens else 0
+        return tokens
+
+    def finish(self, window: np.ndarray) -> list[int]:
+        """Everything left of the window, decoded greedily at full context."""
+        self.full.set_audio(self.encode(window))
+        self.guess = []
+        draft = self.draft(token_budget(window.size, SAMPLE_RATE_HZ) - len(self.committed))
+        return self.take(trim_repetition(draft.tokens))
+
+    def draft(self, max_tokens: int, guess: list[int] = (), should_stop=None) -> Draft:
+        """Greedy continuation of the committed tokens, cut where it starts repeating the window."""
+        if max_tokens <= 0:
+            return Draft()
+        max_tokens = min(max_tokens, self.engine.n_text_ctx // 2 - len(self.prompt) - len(self.committed))
+        draft = greedy_draft(self.full, self.prompt + self.committed, max(0, max_tokens),
+                             self.engine.vocab.is_end_of_generation, guess, should_stop)
+        cut = first_repeat(self.committed + draft.tokens, len(self.committed))
+        if cut is not None:
+            draft = draft.cut(cut - len(self.committed), ended=True)
+        return draft
+
+    def pieces(self, tokens: list[int]) -> list[str]:
+        return [self.engine.vocab.piece(t).decode("utf-8", errors="replace") for t in tokens]
+
+    def starts(self, tokens: list[int]) -> np.ndarray:
+        return word_starts(self.pieces(tokens), at_target_start=not self.committed)
+
+
+class SegmentView:
+    """The `policy.strategies.DecisionView` of a window after `n_segments` segments were read;
+    remembers the draft it made."""
+
+    stop_ends_word = False  # Whisper's end of transcript marks where the audio so far ends
+
+    def __init__(self, decoder: WindowDecoder, window: np.ndarray, n_segments: int) -> None:
+        self._decoder = decoder
+        self._window = window
+        self.n_read = n_segments
+        self.n_committed_words = decoder.n_words
+        self.at_target_start = not decoder.committed
+        self.last_draft: Draft | None = None
+
+    def _read_audio(self) -> np.ndarray:
+        return self._window[: self.n_read * self._decoder.segment_samples]
+
+    def draft(self, max_words: int, should_stop: Callable[[list[int], np.ndarray], bool] | None = None) -> Draft:
+        d = self._decoder
+        d.full.set_audio(d.encode(self._read_audio()))
+        has_enough = word_limit(lambda token: d.engine.vocab.piece(token)[:1].isspace(), max_words)
+
+        def stop(tokens: list[int], row: np.ndarray) -> bool:
+            return (should_stop is not None and should_stop(tokens, row)) or has_enough(tokens)
+
+        self.last_draft = d.draft(d.policy.draft_tokens, d.guess, should_stop=stop)
+        return self.last_draft
+
+    def hypothesis(self) -> Draft:
+        d = self._decoder
+        audio = self._read_audio()
+        d.full.set_audio(d.encode(audio))
+        draft = d.draft(token_budget(audio.size, SAMPLE_RATE_HZ) - len(d.committed), d.guess)
+        self.last_draft = Draft(trim_repetition(draft.tokens), draft.ended)
+        return self.last_draft
+
+    def baseline_logits(self, tokens: list[int], positions: list[int]) -> np.ndarray | None:
+        d = self._decoder
+        n_base = min(d.n_words + 1, self.n_read)
+        if n_base == self.n_read:
+            return None  # the baseline reads everything too: P_base = P_cur
+        d.baseline.set_audio(d.encode(self._window[: n_base * d.segment_samples]))
+        prefix = d.prompt + d.committed
+        first = len(prefix) - 1
+        return d.baseline.logits_at(prefix + tokens[: max(positions) + 1], [first + k for k in positions])
+
+    def pieces(self, tokens: list[int]) -> list[str]:
+        return self._decoder.pieces(tokens)
