@@ -10,7 +10,7 @@ import pytest
 
 from lsg_edge.adapters import merged_adapter_gguf, packaged_adapter_dir
 from lsg_edge.errors import ModelError
-from test_convert_tiny_models import AdapterSpec, make_hf_weights, merged_hf_weights, tiny_spec, write_peft_adapter, write_tiny_gguf
+from tests.helpers.tiny_models import AdapterSpec, make_hf_weights, merged_hf_weights, tiny_spec, write_peft_adapter, write_tiny_gguf
 
 
 def _tensor(path: Path, name: str) -> np.ndarray:

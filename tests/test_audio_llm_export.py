@@ -9,19 +9,27 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
+from lsg_edge.audio_llm.encoder import AudioEncoder
+from lsg_edge.audio_llm.manifest import EncoderSpec
+from lsg_edge.convert.export_audio_encoder import export_audio_encoder
+from lsg_edge.errors import ModelError
 
-from lsg_edge.audio_llm.encoder import AudioEncoder  # noqa: E402
-from lsg_edge.audio_llm.manifest import EncoderSpec  # noqa: E402
-from lsg_edge.convert.export_audio_encoder import export_audio_encoder  # noqa: E402
-from lsg_edge.errors import ModelError  # noqa: E402
+pytestmark = pytest.mark.slow  # needs the workstation's `export` extra
 
 N_MELS = 16
 N_POSITIONS = 50  # encoder positions: 100 mel frames (1 s) in, 25 embeddings out
 
 
+@pytest.fixture(scope="module", autouse=True)
+def torch():
+    """The `export` extra, imported when these tests run rather than when the suite is collected
+    (selecting other tests never loads PyTorch); the tests are skipped without it."""
+    pytest.importorskip("transformers")
+    return pytest.importorskip("torch")
+
+
 def _tiny_checkpoint(folder: Path) -> Path:
+    import torch
     from transformers import Qwen2AudioConfig, Qwen2AudioForConditionalGeneration
 
     torch.manual_seed(0)
@@ -36,7 +44,7 @@ def _tiny_checkpoint(folder: Path) -> Path:
     return folder
 
 
-def test_export_matches_pytorch_and_runs_in_the_runtime(tmp_path: Path) -> None:
+def test_export_matches_pytorch_and_runs_in_the_runtime(tmp_path: Path, torch) -> None:
     from transformers import Qwen2AudioForConditionalGeneration
 
     checkpoint = _tiny_checkpoint(tmp_path / "ckpt")

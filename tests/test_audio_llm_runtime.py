@@ -18,16 +18,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from test_audio_llm_tiny import TEMPLATE, reference_encoder, write_tiny_audio_llm
-from test_convert_tiny_models import F32_LOGITS_ATOL, make_hf_weights, max_abs_diff, reference_logits, tiny_spec, write_tiny_gguf
+from tests.helpers.tiny_audio_llm import TEMPLATE, reference_encoder, write_tiny_audio_llm
+from tests.helpers.tiny_models import F32_LOGITS_ATOL, make_hf_weights, max_abs_diff, reference_logits, tiny_spec, write_tiny_gguf
 
 from lsg_edge.audio_llm import AudioLlmEngine, load_audio_llm_manifest
 from lsg_edge.audio_llm.prompt import AUDIO_SLOT_TOKEN
-from lsg_edge.backends.base import greedy_draft
+from lsg_edge.policy.drafting import greedy_draft
 from lsg_edge.backends.llama import EmbeddingBlock, LlamaModel, LlamaOptions
 from lsg_edge.errors import InputError, ModelError
 from lsg_edge.speech.features import LogMel
-from lsg_edge.speech.policies import SpeechPolicyOptions, make_policy
+from lsg_edge.policy.options import PolicyOptions
+from lsg_edge.policy.strategies import make_policy
+from lsg_edge.speech.window import WindowDecoder
 
 ENCODER_ATOL = 1e-4
 CACHE_ATOL = 1e-4
@@ -82,7 +84,7 @@ def test_engine_encoder_and_llm_match_the_reference(n_frames: int, tmp_path: Pat
         prompt = engine.prompt("fr", "transcribe")
         slot = prompt.index(AUDIO_SLOT_TOKEN)
         text = [40, 41, 300, 5]
-        context = engine.new_context(prompt)
+        context = engine.acquire_context(prompt)
         context.set_audio(block)
         sequence = prompt + text
         got = context.logits_at(sequence, range(len(sequence)))
@@ -100,7 +102,7 @@ def test_cached_contexts_equal_fresh_ones(tmp_path: Path) -> None:
             AudioLlmEngine.load(manifest, n_threads=1, f32_attention=True, reuse_cache=False) as fresh:
         prompt = cached.prompt(None, "transcribe")
         blocks = {n: cached.encode(audio[: n * SEGMENT_SAMPLES]) for n in (1, 2, 4)}
-        context, reference = cached.new_context(prompt), fresh.new_context(prompt)
+        context, reference = cached.acquire_context(prompt), fresh.acquire_context(prompt)
         tokens = prompt + [40, 41, 42, 43]
         # Growing audio, a wait-1 prefix, text-only changes, the same audio as a new object.
         requests = [(4, tokens), (4, tokens + [50]), (1, tokens), (2, tokens + [50, 51]),
@@ -133,29 +135,47 @@ def test_lsg_over_an_audio_llm_keeps_the_range_constraint_and_finishes(tmp_path:
             AudioLlmEngine.load(manifest, n_threads=1, f32_attention=True, reuse_cache=False) as fresh:
         prompt = engine.prompt("fr", "translate")
         # δ = 0, α = 0: every position passes, so LSG writes all the lower bound allows.
-        options = SpeechPolicyOptions(delta=0.0, alpha=0.0, low_bound=2, top_bound=2, words_per_segment=1)
-        policy = make_policy(engine, prompt, options)
+        options = PolicyOptions(delta=0.0, alpha=0.0, low_bound=2, top_bound=2, words_per_element=1)
+        decoder, policy = WindowDecoder(engine, prompt, options, SEGMENT_SAMPLES), make_policy(options)
         streamed: list[int] = []
         for j in range(1, n_segments + 1):
-            streamed += policy.step(audio, j)
+            streamed += decoder.step(policy, audio, j)
             # Range constraint: word i not before L + i − 1 segments are read; with every position
             # passing, exactly that many (the tiny model drafts words enough).
-            assert policy.n_words == max(0, j - options.low_bound + 1)
+            assert decoder.n_words == max(0, j - options.low_bound + 1)
         assert streamed, "nothing was written while the audio streamed"
-        tail = policy.finish(audio)
-        assert policy.committed == streamed + tail
+        tail = decoder.finish(audio)
+        assert decoder.committed == streamed + tail
         # The end decodes the rest at full context: the same greedy tokens as a fresh context
         # (the loop guards may only cut them short).
-        context = fresh.new_context(prompt)
+        context = fresh.acquire_context(prompt)
         context.set_audio(fresh.encode(audio))
         want = greedy_draft(context, prompt + streamed, len(tail) + 1, fresh.vocab.is_end_of_generation).tokens
         assert tail == want[: len(tail)]
         # Nothing passes (δ, α out of reach): only the upper bound forces words, never more.
-        options = SpeechPolicyOptions(delta=1e9, alpha=1.0, low_bound=1, top_bound=2, words_per_segment=1)
-        policy = make_policy(engine, prompt, options)
+        options = PolicyOptions(delta=1e9, alpha=1.0, low_bound=1, top_bound=2, words_per_element=1)
+        decoder, policy = WindowDecoder(engine, prompt, options, SEGMENT_SAMPLES), make_policy(options)
         for j in range(1, n_segments + 1):
-            policy.step(audio, j)
-            assert policy.n_words == max(0, j - options.low_bound - options.top_bound + 1)
+            decoder.step(policy, audio, j)
+            assert decoder.n_words == max(0, j - options.low_bound - options.top_bound + 1)
+
+
+def test_sessions_give_their_contexts_back(tmp_path: Path) -> None:
+    manifest, *_ = write_tiny_audio_llm(tmp_path, arch="llama")
+    audio = _audio(1.5, seed=4)
+    with AudioLlmEngine.load(manifest, n_threads=1) as engine:
+        for _ in range(50):
+            with engine.create_session() as session:
+                session.push(audio)
+                session.finish()
+        engine.transcribe(audio)
+        # One LSG session holds two contexts (full prefix, wait-1 baseline); closed ones serve the next.
+        assert engine.n_contexts == 2
+        open_sessions = [engine.create_session() for _ in range(3)]
+        assert engine.n_contexts == 6
+        for session in open_sessions:
+            session.close()
+        assert engine.n_contexts == 6
 
 
 def _asr(*args: str) -> subprocess.CompletedProcess:
@@ -172,8 +192,8 @@ def test_asr_cli_runs_an_audio_llm_manifest(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     events = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(events) >= 2, "words should be committed while the audio streams"
-    assert events[-1]["end_of_window"] and not events[0]["end_of_window"]
-    assert [e["audio_ms"] for e in events] == sorted(e["audio_ms"] for e in events)
+    assert events[-1]["sentence_end"] and not events[0]["sentence_end"]
+    assert [e["source_read"] for e in events] == sorted(e["source_read"] for e in events)
     broken = tmp_path / "broken.toml"
     broken.write_text(manifest.read_text().replace("{audio}", ""))
     result = _asr(str(wav), "--manifest", str(broken))

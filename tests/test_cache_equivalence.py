@@ -19,11 +19,11 @@ import numpy as np
 import pytest
 
 from lsg_edge import PolicyOptions, TranslationEngine
-from lsg_edge.backends.base import greedy_draft
+from lsg_edge.policy.drafting import greedy_draft
 from lsg_edge.backends.llama import LlamaModel, LlamaOptions
 from lsg_edge.manifest import load_manifest
-from test_audio_llm_tiny import _prefer_words
-from test_convert_tiny_models import make_hf_weights, tiny_spec, write_tiny_gguf
+from tests.helpers.tiny_audio_llm import prefer_words
+from tests.helpers.tiny_models import make_hf_weights, tiny_spec, write_tiny_gguf
 
 N_SENTENCES = 20
 
@@ -33,8 +33,8 @@ def commits_of(engine, sentences, policy):
     out = []
     for sentence in sentences:
         for word in sentence.split():
-            out += [(c.source_words_read, c.separator + c.text) for c in session.push(word)]
-        out += [(c.source_words_read, c.separator + c.text) for c in session.finish()]
+            out += [(c.source_read, c.separator + c.text) for c in session.push(word)]
+        out += [(c.source_read, c.separator + c.text) for c in session.finish()]
     return out
 
 
@@ -42,7 +42,7 @@ def commits_of(engine, sentences, policy):
 def tiny_gguf(tmp_path_factory):
     spec = tiny_spec("llama")
     path = tmp_path_factory.mktemp("tiny") / "tiny-llama-f32.gguf"
-    return write_tiny_gguf(spec, _prefer_words(make_hf_weights(spec, seed=3)), path)
+    return write_tiny_gguf(spec, prefer_words(make_hf_weights(spec, seed=3)), path)
 
 
 def tiny_engine(path, reuse_cache: bool) -> TranslationEngine:
@@ -50,6 +50,7 @@ def tiny_engine(path, reuse_cache: bool) -> TranslationEngine:
     return TranslationEngine(LlamaModel(options), load_manifest("generic"))
 
 
+@pytest.mark.slow  # about a minute per policy on 2 shared cores: the naive path re-evaluates every prefix
 @pytest.mark.parametrize("name", ["lsg", "wait-k"])
 def test_cached_and_recomputed_paths_commit_the_same_on_20_sentences(tiny_gguf, name):
     rng = random.Random(11)

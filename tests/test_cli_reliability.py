@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from test_convert_tiny_models import make_hf_weights, tiny_spec, write_tiny_gguf
+from tests.helpers.tiny_models import make_hf_weights, tiny_spec, write_tiny_gguf
 
 CLI = [sys.executable, "-m", "lsg_edge.cli"]
 SENTENCE = "Die Polizei sucht nach Zeugen des Unfalls auf der Autobahn."

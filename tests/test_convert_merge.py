@@ -13,7 +13,7 @@ from pathlib import Path
 import gguf
 import numpy as np
 import pytest
-from test_convert_tiny_models import (
+from tests.helpers.tiny_models import (
     ARCHITECTURES,
     F32_LOGITS_ATOL,
     TOKENS,

@@ -14,7 +14,7 @@ from pathlib import Path
 import gguf
 import numpy as np
 import pytest
-from test_convert_tiny_models import (
+from tests.helpers.tiny_models import (
     AdapterSpec,
     llama_logits,
     make_hf_weights,

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from safetensors.numpy import save_file
-from test_convert_tiny_models import (
+from tests.helpers.tiny_models import (
     AdapterSpec,
     llama_logits,
     make_hf_weights,

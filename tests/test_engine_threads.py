@@ -8,9 +8,11 @@ import pytest
 
 from lsg_edge import PolicyOptions, TranslationEngine
 from lsg_edge.text.source import split_words
+from tests.helpers.markers import MODEL, loads
 
 
 @pytest.fixture(scope="module")
+@loads(MODEL)
 def engine1():
     """The default model on one llama.cpp thread: on a busy machine, more threads mostly wait."""
     with TranslationEngine.load(n_threads=1) as loaded:

@@ -11,21 +11,18 @@ from click.testing import CliRunner
 from lsg_edge.errors import InputError
 from lsg_edge.evaluation.cli import eval_command
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "wmt15-deen-dev"
-
 
 @pytest.fixture(scope="module")
-def short_corpus(tmp_path_factory) -> tuple[Path, Path]:
+def short_corpus(wmt_pairs, tmp_path_factory) -> tuple[Path, Path]:
     """The three shortest of the first 40 sentence pairs (keeps the test to seconds)."""
-    de = (DATA / "de.txt").read_text(encoding="utf-8").splitlines()[:40]
-    en = (DATA / "en.txt").read_text(encoding="utf-8").splitlines()[:40]
-    pairs = sorted(zip(de, en), key=lambda p: len(p[0].split()))[:3]
+    pairs = sorted(wmt_pairs[:40], key=lambda p: len(p[0].split()))[:3]
     folder = tmp_path_factory.mktemp("corpus")
     (folder / "de.txt").write_text("\n".join(p[0] for p in pairs) + "\n", encoding="utf-8")
     (folder / "en.txt").write_text("\n".join(p[1] for p in pairs) + "\n", encoding="utf-8")
     return folder / "de.txt", folder / "en.txt"
 
 
+@pytest.mark.model  # the CLI loads the default model itself
 def test_eval_sweep_writes_instances_scores_and_plot(short_corpus, tmp_path):
     source, reference = short_corpus
     out = tmp_path / "out"

@@ -16,12 +16,13 @@ from lsg_edge.evaluation.sweep import Setting, parse_sweep
 from lsg_edge.evaluation.text_run import instance_from_commits, read_parallel
 from lsg_edge.policy.local_agreement import LocalAgreementPolicy, agreed_prefix
 from lsg_edge.policy.options import PolicyOptions
+from lsg_edge.policy.strategies import Read, Write
 from lsg_edge.policy.words import word_starts
-from lsg_edge.text.session import Commit
+from lsg_edge.events import Commit
 
 
 def commit(text, separator=" ", read=1, ms=0.0, end=False, sentence=0):
-    return Commit(text=text, separator=separator, sentence_index=sentence, source_words_read=read,
+    return Commit(text=text, separator=separator, sentence_index=sentence, source_read=read,
                   elapsed_ms=ms, n_words=len(text.split()), sentence_end=end)
 
 
@@ -175,13 +176,14 @@ class ScriptedView:
     PIECES = {1: " The", 2: " house", 3: " is", 4: " red", 5: " blue"}
 
     def __init__(self, n_read, n_committed, hypothesis):
-        from lsg_edge.backends.base import Draft
+        from lsg_edge.policy.drafting import Draft
 
         self.n_read, self.n_committed_words, self.at_target_start = n_read, n_committed, n_committed == 0
-        self._draft = Draft(tokens=list(hypothesis), logits=np.zeros((len(hypothesis), 1), np.float32))
+        self.stop_ends_word = True
+        self._draft = Draft(tokens=list(hypothesis))
         self.drafts = 0
 
-    def draft(self, max_words):
+    def hypothesis(self):
         self.drafts += 1
         return self._draft
 
@@ -194,10 +196,11 @@ class ScriptedView:
 
 def test_local_agreement_commits_what_two_consecutive_hypotheses_share():
     policy = LocalAgreementPolicy()
-    assert policy.tokens_to_write(ScriptedView(1, 0, [1, 2, 5])) == 0  # nothing to compare with
-    assert policy.tokens_to_write(ScriptedView(2, 0, [1, 2, 3, 4])) == 2  # "The house" agreed
+    assert policy.decide(ScriptedView(1, 0, [1, 2, 5])) == Read()  # nothing to compare with
+    assert policy.decide(ScriptedView(2, 0, [1, 2, 3, 4])) == Write(2)  # "The house" agreed
     again = ScriptedView(2, 2, [3, 4])
-    assert policy.tokens_to_write(again) == 0 and again.drafts == 0  # same input: READ
-    assert policy.tokens_to_write(ScriptedView(3, 2, [3, 4])) == 1  # "is" agreed ("red" is last)
-    # A new sentence forgets the old hypotheses.
-    assert policy.tokens_to_write(ScriptedView(1, 0, [3, 4])) == 0
+    assert policy.decide(again) == Read() and again.drafts == 0  # same input: READ
+    assert policy.decide(ScriptedView(3, 2, [3, 4])) == Write(1)  # "is" agreed ("red" is last)
+    # A new sentence (the session resets the policy) forgets the old hypotheses.
+    policy.reset()
+    assert policy.decide(ScriptedView(1, 0, [3, 4])) == Read()

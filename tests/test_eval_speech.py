@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -10,19 +9,17 @@ import pytest
 from lsg_edge.errors import InputError
 from lsg_edge.evaluation.scoring import latency_scores, quality_scores
 from lsg_edge.evaluation.speech_run import instance_from_speech_commits, read_audio_manifest
-
-MANIFEST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "librispeech-dev" / "transcripts.tsv"
-
-
-@dataclass(frozen=True)
-class FakeCommit:  # the fields of lsg_edge.speech.session.Commit the harness reads
-    text: str
-    audio_ms: int
-    wall_time_s: float
+from lsg_edge.events import Commit
 
 
-def test_manifest_rows_resolve_audio_beside_the_tsv():
-    items = read_audio_manifest(MANIFEST, limit=2)
+def FakeCommit(text: str, audio_ms: int, wall_time_s: float) -> Commit:  # noqa: N802 - reads like the type
+    """A speech commit with the fields the harness reads."""
+    return Commit(text=text.strip(), separator=" ", sentence_index=0, source_read=audio_ms, elapsed_ms=0.0,
+                  n_words=len(text.split()), wall_time_s=wall_time_s)
+
+
+def test_manifest_rows_resolve_audio_beside_the_tsv(data_dir: Path):
+    items = read_audio_manifest(data_dir / "librispeech-dev" / "transcripts.tsv", limit=2)
     assert len(items) == 2 and items[0].audio_path.is_file()
     assert items[1].transcript == "THERE WAS NOT A SINGLE NOTE OF GLOOM" and items[1].duration_s == pytest.approx(2.525)
 
@@ -49,7 +46,7 @@ def test_speech_commits_become_ms_instances_scored_like_text():
 
 def test_commits_of_finish_are_logged_at_the_full_audio_length():
     # finish() commits after the last, partial VAD frame too: everything was read (SimulEval's delay
-    # for a write after the last segment), though audio_ms counts only whole 20 ms frames.
+    # for a write after the last segment), though source_read counts only whole 20 ms frames.
     commits = [FakeCommit(" there was", 1280, 100.5), FakeCommit(" not a single note of gloom", 2520, 101.0)]
     instance = instance_from_speech_commits(0, commits, 2525.0, "THERE WAS NOT A SINGLE NOTE OF GLOOM", 100.0,
                                             n_final=1)

@@ -15,9 +15,14 @@ from pathlib import Path
 import pytest
 
 
-def _run(code: str, stdin: str = "", timeout: int = 300) -> dict:
-    """Run `code` in a fresh interpreter; it prints one JSON line last."""
-    result = subprocess.run([sys.executable, "-c", code], input=stdin, capture_output=True, text=True, timeout=timeout)
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _run(code: str, stdin: str = "", timeout: int = 300, cwd: Path | None = None) -> dict:
+    """Run `code` in a fresh interpreter (in `cwd`, whose packages it can import); it prints one
+    JSON line last."""
+    result = subprocess.run([sys.executable, "-c", code], input=stdin, capture_output=True, text=True, timeout=timeout,
+                            cwd=cwd)
     assert result.returncode == 0, result.stderr[-2000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -30,6 +35,7 @@ print(json.dumps({"onnxruntime": "onnxruntime" in loaded, "llama_cpp": "llama_cp
 """
 
 
+@pytest.mark.model  # a child process loads the default model
 def test_a_real_translate_run_never_loads_onnxruntime():
     code = (
         "import sys\n"
@@ -43,6 +49,7 @@ def test_a_real_translate_run_never_loads_onnxruntime():
     assert not loaded["onnxruntime"]
 
 
+@pytest.mark.model  # a child process loads the default model
 def test_a_text_eval_and_the_python_api_never_load_onnxruntime(tmp_path, wmt_pairs):
     source, reference = tmp_path / "de.txt", tmp_path / "en.txt"
     source.write_text("\n".join(de for de, _ in wmt_pairs[:2]) + "\n", encoding="utf-8")
@@ -96,16 +103,14 @@ def test_onnxruntime_after_a_cuda_llama_cpp_is_an_error_not_a_crash():
 
 def test_an_audio_llm_engine_loads_onnxruntime_before_llama_cpp(tmp_path):
     # Both runtimes in one engine (an ONNX encoder and a GGUF LLM): a tiny random pair.
-    tests = str(Path(__file__).parent)
     code = (
-        f"import sys; sys.path.insert(0, {tests!r})\n"
         "import lsg_edge.backends.llama\n"  # the LLM side's module first, on purpose
         "from pathlib import Path\n"
-        "from test_audio_llm_tiny import write_tiny_audio_llm\n"
+        "from tests.helpers.tiny_audio_llm import write_tiny_audio_llm\n"
         "from lsg_edge.audio_llm import AudioLlmEngine\n"
         f"manifest = write_tiny_audio_llm(Path({str(tmp_path)!r}), n_frames=0)[0]\n"
         "with AudioLlmEngine.load(manifest, n_threads=1) as engine:\n"
         "    assert engine.llm.n_embd > 0\n" + _LOADED
     )
-    loaded = _run(code)
+    loaded = _run(code, cwd=REPO)
     assert loaded["order"] == ["onnxruntime", "llama_cpp"]

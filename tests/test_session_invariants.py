@@ -15,7 +15,7 @@ from lsg_edge.policy.options import PolicyOptions
 from lsg_edge.policy.strategies import LsgPolicy
 from lsg_edge.policy.words import cut_at_words, word_starts
 from lsg_edge.text.session import SessionOptions, TranslationSession
-from toy_model import ToyContext, ToyPrompt, ToyVocabulary
+from tests.helpers.toy_model import ToyContext, ToyPrompt, ToyVocabulary
 
 
 def make_session(policy: PolicyOptions, seed: int, sharpness: float) -> TranslationSession:
@@ -120,16 +120,34 @@ def paper_decision(view, o: PolicyOptions) -> int:
     return cut or (len(draft.tokens) if required > 0 else 0)
 
 
-class ComparedLsg(LsgPolicy):
-    """The session's LSG, checked at every decision against `paper_decision` on the same view."""
+class PaperLsg(LsgPolicy):
+    """`paper_decision` as a policy of its own, in a session of its own: the session under test
+    keeps its own policy and drafts, so comparing the two changes nothing in what it commits."""
 
-    decisions = 0
+    def __init__(self, options: PolicyOptions) -> None:
+        super().__init__(options)
+        self.decisions = 0
 
     def tokens_to_write(self, view) -> int:
-        mine = super().tokens_to_write(view)
-        assert mine == paper_decision(view, self.options)
-        ComparedLsg.decisions += 1
-        return mine
+        self.decisions += 1
+        return paper_decision(view, self.options)
+
+
+def commits_per_push(session: TranslationSession, n_source: int) -> list[list[tuple]]:
+    """What each push (then `finish`) commits, and the target words committed after it."""
+    steps = []
+    for j in range(1, n_source + 1):
+        commits = session.push(f"s{j}")
+        steps.append([(c.separator, c.text, c.source_words_read) for c in commits] + [committed_words(session)])
+    steps.append([(c.separator, c.text, c.source_words_read, c.sentence_end) for c in session.finish()])
+    return steps
+
+
+def session_and_paper(policy: PolicyOptions, seed: int, sharpness: float, n_source: int):
+    session = make_session(policy, seed, sharpness)
+    paper = make_session(policy, seed, sharpness)
+    paper._policy = PaperLsg(policy)
+    return commits_per_push(session, n_source), commits_per_push(paper, n_source), paper._policy
 
 
 @settings(max_examples=80, deadline=None)
@@ -147,20 +165,23 @@ def test_lsg_stopping_the_draft_early_decides_as_scoring_the_whole_draft(
     low, top, delta, alpha, n_source, seed, sharpness, direction
 ):
     # The session tests draft tokens as they come and stops at the first failure; the paper drafts
-    # and scores everything that may be written. The commits must be the same.
+    # and scores everything that may be written. The commits must be the same, push by push.
     policy = PolicyOptions(name="lsg", delta=delta, alpha=alpha, low_bound=low, top_bound=top, kl_direction=direction)
-    session = make_session(policy, seed, sharpness)
-    session._policy = ComparedLsg(policy)
-    for j in range(1, n_source + 1):
-        session.push(f"s{j}")
-    session.finish()
+    mine, paper, _ = session_and_paper(policy, seed, sharpness, n_source)
+    assert mine == paper
 
 
-def test_the_comparison_above_saw_decisions_that_write_and_read():
-    ComparedLsg.decisions = 0
-    policy = PolicyOptions(name="lsg", delta=6.0, alpha=0.3, low_bound=1, top_bound=3)
-    session = make_session(policy, 11, 2.5)
-    session._policy = ComparedLsg(policy)
-    counts = [len(session.push(f"s{j}")) for j in range(1, 13)]
-    assert ComparedLsg.decisions >= 12
-    assert 0 < sum(counts) < 12  # some decisions wrote, some read
+def test_the_comparison_above_sees_the_write_test_pass_and_fail():
+    # One stream on which the comparison is not decided by the range constraint alone: some words
+    # are written before the upper bound forces them (the test passed) and some wait after the
+    # lower bound allowed them (it failed).
+    low, top, n_source = 1, 3, 12
+    policy = PolicyOptions(name="lsg", delta=6.0, alpha=0.3, low_bound=low, top_bound=top)
+    mine, paper, paper_policy = session_and_paper(policy, 11, 2.5, n_source)
+    assert mine == paper
+    assert paper_policy.decisions >= n_source  # the paper's policy decided every push
+    words = [step[-1] for step in mine[:-1]]
+    required = [max(0, j - low - top + 1) for j in range(1, n_source + 1)]
+    allowed = [max(0, j - low + 1) for j in range(1, n_source + 1)]
+    assert any(w > r for w, r in zip(words, required)), words  # written before it was due
+    assert any(w < a for w, a in zip(words, allowed)), words  # held back although allowed

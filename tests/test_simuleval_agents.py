@@ -13,6 +13,7 @@ import pytest
 
 from lsg_edge.evaluation.instance import Instance, read_instances
 from lsg_edge.evaluation.scoring import latency_scores, quality_scores
+from tests.helpers.markers import SPEECH, loads
 
 SIMULEVAL = [sys.executable, "-m", "simuleval.cli"]
 LSG_EDGE = [sys.executable, "-m", "lsg_edge.cli"]
@@ -56,6 +57,8 @@ def test_importing_lsg_edge_does_not_import_simuleval():
     assert run([sys.executable, "-c", code]).stdout.strip() == "[]"
 
 
+@pytest.mark.model  # both child processes load the default model
+@pytest.mark.slow  # minutes: 20 sentences, twice
 @pytest.mark.parametrize("policy", [["--policy", "lsg"], ["--policy", "wait-k", "--k", "3"]], ids=["lsg", "wait-3"])
 def test_text_agent_gives_lsg_edge_eval_instances(text_corpus, tmp_path, policy):
     source, reference = text_corpus
@@ -81,6 +84,7 @@ def test_text_agent_gives_lsg_edge_eval_instances(text_corpus, tmp_path, policy)
 
 
 @pytest.fixture(scope="module")
+@loads(SPEECH)
 def speech_runs(data_dir, tmp_path_factory) -> dict[str, list[Instance]]:
     """`lsg-edge eval --audio-manifest` on the first utterances, and SimulEval's speech agent on
     the same audio in 20 ms segments (one VAD frame) and in 640 ms segments."""
@@ -102,6 +106,7 @@ def speech_runs(data_dir, tmp_path_factory) -> dict[str, list[Instance]]:
     return runs
 
 
+@pytest.mark.slow  # three Whisper runs over the same utterances (speech_runs)
 def test_speech_agent_in_vad_frames_gives_lsg_edge_eval_instances(speech_runs):
     ours, theirs = speech_runs["eval"], speech_runs["20"]
     assert len(theirs) == len(ours) == N_UTTERANCES
@@ -112,6 +117,7 @@ def test_speech_agent_in_vad_frames_gives_lsg_edge_eval_instances(speech_runs):
     assert_same_scores(theirs, ours, "WER")
 
 
+@pytest.mark.slow  # three Whisper runs over the same utterances (speech_runs)
 def test_speech_agent_in_640_ms_segments_writes_at_the_end_of_the_segment(speech_runs):
     """The same words; each logged when the segment holding the frame that committed it ends."""
     ours, theirs = speech_runs["eval"], speech_runs["640"]

@@ -7,9 +7,19 @@ import subprocess
 import sys
 from pathlib import Path
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-WAV = DATA / "librispeech-dev" / "audio" / "dev-clean-2-0003.wav"  # "in fact the ringleader john rex …"
-FRENCH = DATA / "fr-en-speech-samples" / "audio" / "common_voice_fr_17767732.wav"
+import pytest
+
+pytestmark = pytest.mark.speech  # `lsg-edge asr` runs with a Whisper model
+
+
+@pytest.fixture(scope="module")
+def wav(data_dir: Path) -> Path:
+    return data_dir / "librispeech-dev" / "audio" / "dev-clean-2-0003.wav"  # "in fact the ringleader john rex …"
+
+
+@pytest.fixture(scope="module")
+def french(data_dir: Path) -> Path:
+    return data_dir / "fr-en-speech-samples" / "audio" / "common_voice_fr_17767732.wav"
 
 
 def _asr(*args: str) -> subprocess.CompletedProcess:
@@ -17,26 +27,26 @@ def _asr(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, timeout=300)
 
 
-def test_file_to_text() -> None:
-    result = _asr(str(WAV), "--model", "tiny.en")
+def test_file_to_text(wav) -> None:
+    result = _asr(str(wav), "--model", "tiny.en")
     assert result.returncode == 0, result.stderr
     text = result.stdout.lower()
     assert "confession" in text and "bishop" in text
 
 
-def test_file_to_json_events() -> None:
-    result = _asr(str(WAV), "--model", "tiny.en", "--json")
+def test_file_to_json_events(wav) -> None:
+    result = _asr(str(wav), "--model", "tiny.en", "--json")
     assert result.returncode == 0, result.stderr
     events = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(events) >= 2, "words should be committed while the audio streams, not all at the end"
-    assert {"text", "audio_ms", "wall_time"} <= set(events[0])
-    times = [e["audio_ms"] for e in events]
+    assert {"text", "source_read", "elapsed_ms"} <= set(events[0])
+    times = [e["source_read"] for e in events]
     assert times == sorted(times) and times[0] < times[-1]
-    assert events[-1]["end_of_window"]
+    assert events[-1]["sentence_end"]
 
 
-def test_translate_french_to_english() -> None:
-    result = _asr(str(FRENCH), "--task", "translate", "--language", "fr")
+def test_translate_french_to_english(french) -> None:
+    result = _asr(str(french), "--task", "translate", "--language", "fr")
     assert result.returncode == 0, result.stderr
     assert "national" in result.stdout.lower()
 
@@ -55,8 +65,8 @@ def test_unreadable_audio_is_one_line(tmp_path: Path) -> None:
     assert "cannot read audio" in _one_line_error(_asr(str(bad), "--model", "tiny.en"))
 
 
-def test_missing_model_is_one_line(tmp_path: Path) -> None:
-    assert "--model" in _one_line_error(_asr(str(WAV), "--model", str(tmp_path / "nope")))
+def test_missing_model_is_one_line(wav, tmp_path: Path) -> None:
+    assert "--model" in _one_line_error(_asr(str(wav), "--model", str(tmp_path / "nope")))
 
 
 def test_mic_without_device_is_one_line() -> None:
@@ -65,10 +75,10 @@ def test_mic_without_device_is_one_line() -> None:
     assert "PortAudio" in message or "input device" in message
 
 
-def test_file_and_mic_together_is_refused() -> None:
-    assert "either" in _one_line_error(_asr(str(WAV), "--mic"))
+def test_file_and_mic_together_is_refused(wav) -> None:
+    assert "either" in _one_line_error(_asr(str(wav), "--mic"))
 
 
-def test_compute_device_missing_from_onnxruntime_is_one_line() -> None:
+def test_compute_device_missing_from_onnxruntime_is_one_line(wav) -> None:
     # The CPU wheel of onnxruntime has no CUDA provider: say so rather than run on the CPU silently.
-    assert "cuda" in _one_line_error(_asr(str(WAV), "--model", "tiny.en", "--compute-device", "cuda")).lower()
+    assert "cuda" in _one_line_error(_asr(str(wav), "--model", "tiny.en", "--device", "cuda")).lower()

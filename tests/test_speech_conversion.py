@@ -9,34 +9,44 @@ from __future__ import annotations
 import csv
 import shutil
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pytest
 import soundfile as sf
 
+from lsg_edge.convert.whisper_weights import read_ct2_model
 from lsg_edge.errors import ModelError
 from lsg_edge.speech.engine import EncoderOptions, SpeechEngine
 from lsg_edge.speech.features import N_FRAMES_30S, LogMel
-from lsg_edge.speech.metrics import normalize_text, word_error_rate
+from lsg_edge.evaluation.scoring import normalize_for_wer, word_error_rate
 from lsg_edge.speech.models import assemble_ct2, resolve_model
-from lsg_edge.speech.weights import read_ct2_model
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "librispeech-dev"
 # Encoder hidden states: float32 graph vs CTranslate2 float32 on the same fp16-stored weights.
 # Values reach ~±15; differences come from summation order only.
 ENCODER_ATOL = 1e-3
 N_WER_UTTERANCES = 5
 
 
-def _utterances(n: int) -> list[tuple[np.ndarray, str]]:
-    with open(DATA / "transcripts.tsv", newline="") as f:
-        rows = list(csv.DictReader(f, delimiter="\t"))[:n]
-    out = []
-    for row in rows:
-        audio, rate = sf.read(DATA / row["audio_path"], dtype="float32")
-        assert rate == 16_000
-        out.append((audio, row["transcript"]))
-    return out
+pytestmark = pytest.mark.speech  # Whisper models, ctranslate2 and faster-whisper
+
+
+@pytest.fixture(scope="module")
+def utterances(data_dir: Path) -> Callable[[int], list[tuple[np.ndarray, str]]]:
+    """The first n librispeech-dev utterances: (audio, transcript) each."""
+    folder = data_dir / "librispeech-dev"
+
+    def first(n: int) -> list[tuple[np.ndarray, str]]:
+        with open(folder / "transcripts.tsv", newline="") as f:
+            rows = list(csv.DictReader(f, delimiter="\t"))[:n]
+        out = []
+        for row in rows:
+            audio, rate = sf.read(folder / row["audio_path"], dtype="float32")
+            assert rate == 16_000
+            out.append((audio, row["transcript"]))
+        return out
+
+    return first
 
 
 @pytest.fixture(scope="module")
@@ -44,10 +54,10 @@ def tiny_engine() -> SpeechEngine:
     return SpeechEngine.load("tiny.en", encoder_options=EncoderOptions(window="30s"))
 
 
-def test_log_mel_matches_faster_whisper() -> None:
+def test_log_mel_matches_faster_whisper(utterances) -> None:
     from faster_whisper.feature_extractor import FeatureExtractor
 
-    audio, _ = _utterances(1)[0]
+    audio, _ = utterances(1)[0]
     for n_mels in (80, 128):
         reference = FeatureExtractor(feature_size=n_mels)(audio)
         ours = LogMel(n_mels)(audio)
@@ -61,10 +71,10 @@ def test_log_mel_of_short_and_empty_audio() -> None:
     assert mel(np.zeros(1600, np.float32)).shape == (80, 10)
 
 
-def test_encoder_matches_ctranslate2(tiny_engine: SpeechEngine) -> None:
+def test_encoder_matches_ctranslate2(utterances, tiny_engine: SpeechEngine) -> None:
     import ctranslate2
 
-    audio, _ = _utterances(1)[0]
+    audio, _ = utterances(1)[0]
     mel = LogMel(80)(audio)
     mel = np.pad(mel, ((0, 0), (0, N_FRAMES_30S - mel.shape[1])))
     ours = tiny_engine.runtime.encoder_output(mel)
@@ -74,20 +84,20 @@ def test_encoder_matches_ctranslate2(tiny_engine: SpeechEngine) -> None:
     np.testing.assert_allclose(ours, reference, atol=ENCODER_ATOL)
 
 
-def test_greedy_tokens_match_ctranslate2(tiny_engine: SpeechEngine) -> None:
+def test_greedy_tokens_match_ctranslate2(utterances, tiny_engine: SpeechEngine) -> None:
     import ctranslate2
 
     model = ctranslate2.models.Whisper(str(assemble_ct2("tiny.en")), compute_type="float32", intra_threads=2)
     prompt = tiny_engine.prompt(None, "transcribe")
-    for audio, _ in _utterances(2):
+    for audio, _ in utterances(2):
         mel = LogMel(80)(audio)
         mel = np.pad(mel, ((0, 0), (0, N_FRAMES_30S - mel.shape[1])))
         result = model.generate(ctranslate2.StorageView.from_array(mel[None]), [prompt], beam_size=1)
         assert tiny_engine.transcribe(audio) == tiny_engine.vocab.text(result[0].sequences_ids[0]).strip()
 
 
-def test_decoder_cache_equals_fresh_evaluation(tiny_engine: SpeechEngine) -> None:
-    audio, _ = _utterances(1)[0]
+def test_decoder_cache_equals_fresh_evaluation(utterances, tiny_engine: SpeechEngine) -> None:
+    audio, _ = utterances(1)[0]
     prompt = tiny_engine.prompt(None, "transcribe")
     encoded = tiny_engine.encode(audio[:32_000])
     cached, fresh = tiny_engine.new_context(prompt), tiny_engine.new_context(prompt, reuse_cache=False)
@@ -100,24 +110,24 @@ def test_decoder_cache_equals_fresh_evaluation(tiny_engine: SpeechEngine) -> Non
                                    atol=1e-4)
 
 
-def test_offline_wer_matches_faster_whisper() -> None:
+def test_offline_wer_matches_faster_whisper(utterances) -> None:
     from faster_whisper import WhisperModel
 
     engine = SpeechEngine.load("base", encoder_options=EncoderOptions(window="30s"))
     reference_model = WhisperModel(str(assemble_ct2("base")), device="cpu", compute_type="float32", cpu_threads=2)
-    utterances = _utterances(N_WER_UTTERANCES)
+    pairs = utterances(N_WER_UTTERANCES)
     ours, theirs = [], []
-    for audio, _ in utterances:
+    for audio, _ in pairs:
         ours.append(engine.transcribe(audio, language="en"))
         segments, _ = reference_model.transcribe(audio, language="en", beam_size=1, temperature=0.0,
                                                  without_timestamps=True, condition_on_previous_text=False)
         theirs.append(" ".join(s.text for s in segments))
-    references = [text for _, text in utterances]
+    references = [text for _, text in pairs]
     assert abs(word_error_rate(references, ours) - word_error_rate(references, theirs)) <= 0.5
 
 
 def test_normalize_text() -> None:
-    assert normalize_text("  Don't, STOP!  now-2 ") == "don't stop now 2"
+    assert normalize_for_wer("  Don't, STOP!  now-2 ") == "don't stop now 2"
 
 
 def test_corrupt_model_is_a_model_error(tmp_path: Path) -> None:
@@ -148,7 +158,7 @@ def test_safetensors_checkpoint_reads_like_ctranslate2(tmp_path: Path) -> None:
     """A Hugging Face-named safetensors file of the same weights maps onto the same tensors."""
     from safetensors.numpy import save_file
 
-    from lsg_edge.speech.weights import _hf_table, read_safetensors
+    from lsg_edge.convert.whisper_weights import _hf_table, read_safetensors
 
     ct2 = read_ct2_model(assemble_ct2("tiny.en") / "model.bin")
     dims = ct2.dims

@@ -22,9 +22,8 @@ import pytest
 import soxr
 
 from lsg_edge.speech.audio_io import read_audio
-from lsg_edge.speech.metrics import word_error_rate
+from lsg_edge.evaluation.scoring import word_error_rate
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "librispeech-dev"
 REFERENCE = "TO SAY UNTO VIRGILIUS NOT A DRACHM OF BLOOD REMAINS IN ME THAT DOES NOT TREMBLE I KNOW THE TRACES OF THE ANCIENT FLAME"
 DEVICE_RATE_HZ = 44_100
 
@@ -34,15 +33,18 @@ def _portaudio_loads() -> bool:
     return result.returncode == 0
 
 
-pytestmark = pytest.mark.skipif(
-    not _portaudio_loads(), reason="the PortAudio shared library is not installed (apt install libportaudio2)"
-)
+pytestmark = [
+    pytest.mark.speech,
+    pytest.mark.skipif(
+        not _portaudio_loads(), reason="the PortAudio shared library is not installed (apt install libportaudio2)"
+    ),
+]
 
 
 @pytest.fixture()
-def file_microphone(tmp_path: Path) -> dict[str, str]:
+def file_microphone(tmp_path: Path, data_dir: Path) -> dict[str, str]:
     """Environment whose default ALSA capture device reads dev-clean-2-0001 (float32, 44.1 kHz)."""
-    audio = read_audio(DATA / "audio" / "dev-clean-2-0001.wav")
+    audio = read_audio(data_dir / "librispeech-dev" / "audio" / "dev-clean-2-0001.wav")
     samples = soxr.resample(audio, 16_000, DEVICE_RATE_HZ).astype("<f4")
     # A second of silence after the speech lets the voice activity detector close the window.
     samples = np.concatenate([samples, np.zeros(DEVICE_RATE_HZ, "<f4")])
@@ -64,7 +66,7 @@ def test_mic_captions_are_committed_live_and_ctrl_c_stops_cleanly(file_microphon
     threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
     events = []
     deadline = time.monotonic() + 240
-    while not (events and events[-1]["end_of_window"]):
+    while not (events and events[-1]["sentence_end"]):
         try:
             events.append(json.loads(lines.get(timeout=max(0.1, deadline - time.monotonic()))))
         except queue.Empty:
@@ -82,6 +84,6 @@ def test_mic_captions_are_committed_live_and_ctrl_c_stops_cleanly(file_microphon
     assert process.returncode == 0, stderr  # Ctrl-C is how a live session ends
     assert "Traceback" not in stderr
     assert len(events) >= 3, "captions should arrive while the speech is still being captured"
-    assert any(e["end_of_window"] for e in events), "the pause after the speech should close the window"
+    assert any(e["sentence_end"] for e in events), "the pause after the speech should close the window"
     heard = " ".join(e["text"] for e in events)
     assert word_error_rate([REFERENCE], [heard]) < 25.0, heard

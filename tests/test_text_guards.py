@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from toy_model import ToyPrompt, ToyVocabulary
+from tests.helpers.toy_model import ToyPrompt, ToyVocabulary
 
 from lsg_edge import PolicyOptions, TranslationEngine, SessionOptions
 from lsg_edge.errors import InputWarning
@@ -13,9 +13,11 @@ from lsg_edge.text.loops import echo_start, repeat_start, spans
 from lsg_edge.text.prompt import _few_shot
 from lsg_edge.text.session import TranslationSession
 from lsg_edge.text.source import split_words
+from tests.helpers.markers import MODEL, loads
 
 
 @pytest.fixture(scope="module")
+@loads(MODEL)
 def engine1():
     """The default model on one llama.cpp thread: on a busy machine, more threads mostly wait."""
     with TranslationEngine.load(n_threads=1) as loaded:

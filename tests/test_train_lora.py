@@ -11,16 +11,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("transformers")
-pytest.importorskip("peft")
-
-from lsg_edge.convert.gguf_to_torch import gemma3_state_from_gguf, load_gemma3_from_gguf  # noqa: E402
-from lsg_edge.convert.train_lora import TrainOptions, train_lora  # noqa: E402
-from lsg_edge.errors import OptionsError  # noqa: E402
-from test_convert_tiny_models import make_hf_weights, reference_logits, tiny_spec, write_tiny_gguf  # noqa: E402
+from lsg_edge.convert.gguf_to_torch import gemma3_state_from_gguf, load_gemma3_from_gguf
+from lsg_edge.convert.train_lora import TrainOptions, train_lora
+from lsg_edge.errors import OptionsError
+from tests.helpers.tiny_models import make_hf_weights, reference_logits, tiny_spec, write_tiny_gguf
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module", autouse=True)
+def torch():
+    """The `train` extra, imported when these tests run rather than when the suite is collected
+    (selecting other tests never loads PyTorch); the tests are skipped without it."""
+    pytest.importorskip("transformers")
+    pytest.importorskip("peft")
+    return pytest.importorskip("torch")
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +47,7 @@ def test_gguf_weights_come_back_in_hugging_face_layout(tiny_gemma) -> None:
         np.testing.assert_allclose(state[name], value, atol=1e-6, err_msg=name)
 
 
-def test_rebuilt_torch_model_matches_the_numpy_reference(tiny_gemma) -> None:
+def test_rebuilt_torch_model_matches_the_numpy_reference(tiny_gemma, torch) -> None:
     spec, weights, path = tiny_gemma
     model = load_gemma3_from_gguf(path)
     tokens = [1, 300, 301, 310, 299, 280, 250, 305]

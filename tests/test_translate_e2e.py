@@ -43,7 +43,7 @@ def test_api_translates_newstest_sentences_into_english(engine, wmt_pairs, name)
     for source, reference in wmt_pairs[:4]:
         commits = translate(engine, source, policy)
         n_source = len(split_words(source))
-        early += sum(c.source_words_read < n_source and bool(c.text) for c in commits)
+        early += sum(c.source_read < n_source and bool(c.text) for c in commits)
         hypotheses.append(text_of(commits))
         references.append(reference)
     chrf = sacrebleu.corpus_chrf(hypotheses, [references]).score
@@ -57,7 +57,7 @@ def test_api_translates_newstest_sentences_into_english(engine, wmt_pairs, name)
 def test_lsg_and_paper_settings_differ_from_wait_k_timing(engine):
     lsg = translate(engine, SENTENCE, PolicyOptions(name="lsg", low_bound=1, top_bound=4))
     waitk = translate(engine, SENTENCE, PolicyOptions(name="wait-k", k=3))
-    assert [c.source_words_read for c in lsg] != [c.source_words_read for c in waitk]
+    assert [c.source_read for c in lsg] != [c.source_read for c in waitk]
     assert "police" in text_of(lsg).lower() and "police" in text_of(waitk).lower()
 
 
@@ -70,7 +70,7 @@ def test_long_line_is_cut_into_bounded_windows_and_nothing_is_lost(engine, wmt_p
     commits += session.finish()
     ends = [c for c in commits if c.sentence_end]
     assert len(ends) == 4  # 150 words in windows of 40
-    assert all(c.source_words_read <= 40 for c in commits)
+    assert all(c.source_read <= 40 for c in commits)
     assert sum(len(c.text.split()) for c in commits) > 60
 
 
@@ -89,8 +89,8 @@ def test_cli_json_events(default_gguf):
     assert {e["sentence"] for e in events} == {0, 1}
     assert [e["sentence_end"] for e in events].count(True) == 2
     first = [e for e in events if e["sentence"] == 0]
-    assert first[0]["source_words_read"] == 2  # wait-2
-    assert [e["source_words_read"] for e in first] == sorted(e["source_words_read"] for e in first)
+    assert first[0]["source_read"] == 2  # wait-2
+    assert [e["source_read"] for e in first] == sorted(e["source_read"] for e in first)
     assert all(e["elapsed_ms"] >= 0 for e in events)
 
 
@@ -103,7 +103,7 @@ def test_cli_streams_before_the_line_ends(default_gguf):
             process.stdin.write((word + " ").encode())
             process.stdin.flush()
         first = process.stdout.readline()  # arrives with stdin still open, no newline typed
-        assert json.loads(first)["source_words_read"] <= 5
+        assert json.loads(first)["source_read"] <= 5
     finally:
         process.stdin.close()
         process.wait(timeout=300)

@@ -1,5 +1,5 @@
 """A tiny random-weight audio-LLM for the audio_llm tests: an encoder ONNX graph built with the
-`onnx` package, its independent NumPy forward, a tiny GGUF LLM (test_convert_tiny_models), and a
+`onnx` package, its independent NumPy forward, a tiny GGUF LLM (tests/helpers/tiny_models.py), and a
 manifest tying them together.
 
 Encoder: log-mel [1, n_mels, T] → Conv1d (kernel = stride = 4 frames) → tanh → per-row linear
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
-from test_convert_tiny_models import make_hf_weights, tiny_spec, write_tiny_gguf
+from tests.helpers.tiny_models import make_hf_weights, tiny_spec, write_tiny_gguf
 
 N_MELS = 16
 N_HIDDEN = 24
@@ -74,7 +74,7 @@ def reference_encoder(weights: dict[str, np.ndarray], mel: np.ndarray, n_valid_f
     return out
 
 
-def _prefer_words(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def prefer_words(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Zero the output rows of the 256 byte tokens (ids 3…258): a random model otherwise writes
     mostly bytes — no word boundaries, so LSG would have no whole word to commit."""
     name = "lm_head.weight" if "lm_head.weight" in weights else "model.embed_tokens.weight"
@@ -125,7 +125,7 @@ def write_tiny_audio_llm(folder: Path, arch: str = "qwen2", *, n_frames: int = 0
     Returns (manifest path, LLM weights in the HF layout, encoder weights, TinySpec)."""
     folder.mkdir(parents=True, exist_ok=True)
     spec = tiny_spec(arch)
-    llm = _prefer_words(make_hf_weights(spec))
+    llm = prefer_words(make_hf_weights(spec))
     write_tiny_gguf(spec, llm, folder / "llm.gguf")
     enc = encoder_weights(encoder_width or spec.d_model)
     write_encoder_onnx(enc, folder / "encoder.onnx", with_counts=with_counts)
