@@ -1,11 +1,11 @@
 """Streaming ASR benchmark on librispeech-dev: offline vs LocalAgreement-2 vs LSG, same model.
 
-    python benchmarks/asr_benchmark.py                       # all 50 utterances, whisper base
-    python benchmarks/asr_benchmark.py --n 10 --policies lsg --reference
+    python benchmarks/asr_benchmark.py --data ../shared/data              # 50 utterances, whisper base
+    python benchmarks/asr_benchmark.py --data ../shared/data --n 10 --policies lsg --reference
 
 Prints, per system: WER (%), AL (ms, non computation-aware), AL_CA (ms: each commit's audio time
 plus the computation spent so far, as SimulEval's computation-aware AL), and RTF (computation time
-÷ audio duration). Audio is fed in 100 ms blocks as fast as the machine goes (no pacing), so
+÷ audio duration), all from the code `lsg-edge eval --audio-manifest` scores with. Audio is fed in 100 ms blocks as fast as the machine goes (no pacing), so
 computation is measured, not waited for. `--reference` adds faster-whisper greedy (float32,
 CTranslate2) over the same weights.
 """
@@ -13,53 +13,32 @@ CTranslate2) over the same weights.
 from __future__ import annotations
 
 import argparse
-import csv
 import time
 from pathlib import Path
 
-import numpy as np
+from dataclasses import replace
 
-from lsg_edge.speech.audio_io import file_blocks, read_audio
+from lsg_edge.evaluation.scoring import latency_scores, quality_scores, word_error_rate
+from lsg_edge.evaluation.speech_run import read_audio_manifest, run_speech
+from lsg_edge.policy.options import SPEECH_POLICY_DEFAULTS
+from lsg_edge.speech.audio_io import read_audio
 from lsg_edge.speech.engine import EncoderOptions, SpeechEngine
-from lsg_edge.speech.metrics import average_lagging_ms, word_error_rate
-from lsg_edge.speech.policies import SpeechPolicyOptions
-from lsg_edge.speech.session import AsrSession, SessionOptions
+from lsg_edge.speech.session import SessionOptions
 from lsg_edge.speech.vad import VadOptions
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "librispeech-dev"
+
+def load_utterances(data: Path, n: int):
+    """The first `n` utterances of librispeech-dev: manifest items and (audio, transcript) pairs."""
+    items = read_audio_manifest(data / "librispeech-dev" / "transcripts.tsv", n)
+    return items, [(read_audio(item.audio_path), item.transcript) for item in items]
 
 
-def load_utterances(n: int) -> list[tuple[np.ndarray, str]]:
-    with open(DATA / "transcripts.tsv", newline="") as f:
-        rows = list(csv.DictReader(f, delimiter="\t"))[:n]
-    return [(read_audio(DATA / row["audio_path"]), row["transcript"]) for row in rows]
-
-
-def run_streaming(engine: SpeechEngine, policy: SpeechPolicyOptions, utterances, vad: VadOptions = VadOptions()) -> dict:
-    session = AsrSession(engine, SessionOptions(language="en", policy=policy, vad=vad))
-    hypotheses, al, al_ca, compute_s, audio_s = [], [], [], 0.0, 0.0
-    for audio, reference in utterances:
-        session.reset()
-        words, delays, delays_ca = [], [], []
-        spent = 0.0
-        for block in [*file_blocks(audio), None]:
-            start = time.perf_counter()
-            commits = session.push(block) if block is not None else session.finish()
-            spent += time.perf_counter() - start
-            for commit in commits:
-                words += commit.text.split()
-                delays += [commit.audio_ms] * commit.n_words
-                delays_ca += [commit.audio_ms + 1000 * spent] * commit.n_words
-        source_ms = 1000 * audio.size / 16_000
-        n_ref = len(reference.split())
-        al.append(average_lagging_ms(delays, source_ms, n_ref))
-        al_ca.append(average_lagging_ms(delays_ca, source_ms, n_ref))
-        hypotheses.append(" ".join(words))
-        compute_s += spent
-        audio_s += audio.size / 16_000
-    references = [r for _, r in utterances]
-    return {"wer": word_error_rate(references, hypotheses), "al": float(np.mean(al)),
-            "al_ca": float(np.mean(al_ca)), "rtf": compute_s / audio_s}
+def run_streaming(engine: SpeechEngine, options: SessionOptions, items) -> dict:
+    """WER, AL, AL_CA and RTF with the code `lsg-edge eval --audio-manifest` scores with."""
+    instances, wall_s = run_speech(lambda: engine.create_session(options), items, progress=False)
+    quality, latency = quality_scores(instances, ("WER",)), latency_scores(instances)
+    audio_s = sum(i.source_length for i in instances) / 1000.0
+    return {"wer": quality["WER"], "al": latency["AL"], "al_ca": latency["AL_CA"], "rtf": wall_s / audio_s}
 
 
 def run_offline(engine: SpeechEngine, utterances) -> dict:
@@ -91,6 +70,7 @@ def run_faster_whisper(model_name: str, utterances, threads: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, required=True, help="the shared data folder (holds librispeech-dev)")
     parser.add_argument("--n", type=int, default=50, help="utterances (default: all 50)")
     parser.add_argument("--model", default="base")
     parser.add_argument("--policies", default="offline,local-agreement,lsg",
@@ -100,18 +80,18 @@ def main() -> None:
     parser.add_argument("--precision", default="fp32", choices=["fp32", "int8"])
     parser.add_argument("--encoder-window", default="tight", choices=["tight", "30s"])
     parser.add_argument("--encoder-pad-ms", type=int, default=EncoderOptions.pad_ms)
-    parser.add_argument("--segment-ms", type=int, default=640)
-    parser.add_argument("--delta", type=float, default=7.0)
-    parser.add_argument("--alpha", type=float, default=0.8)
-    parser.add_argument("--low-bound", type=int, default=1)
-    parser.add_argument("--top-bound", type=int, default=4)
-    parser.add_argument("--words-per-segment", type=int, default=2)
+    parser.add_argument("--segment-ms", type=int, default=SessionOptions.segment_ms)
+    parser.add_argument("--delta", type=float, default=SPEECH_POLICY_DEFAULTS.delta)
+    parser.add_argument("--alpha", type=float, default=SPEECH_POLICY_DEFAULTS.alpha)
+    parser.add_argument("--low-bound", type=int, default=SPEECH_POLICY_DEFAULTS.low_bound)
+    parser.add_argument("--top-bound", type=int, default=SPEECH_POLICY_DEFAULTS.top_bound)
+    parser.add_argument("--words-per-segment", type=int, default=SPEECH_POLICY_DEFAULTS.words_per_element)
     parser.add_argument("--min-silence-ms", type=int, default=VadOptions.min_silence_ms)
     args = parser.parse_args()
 
     from lsg_edge.speech.onnx_runtime import RuntimeOptions
 
-    utterances = load_utterances(args.n)
+    items, utterances = load_utterances(args.data, args.n)
     duration_s = sum(a.size for a, _ in utterances) / 16_000
     print(f"# {len(utterances)} utterances, {duration_s:.0f} s of audio, model {args.model}, "
           f"{args.precision}, encoder window {args.encoder_window} (+{args.encoder_pad_ms} ms), {args.threads} threads, "
@@ -131,12 +111,13 @@ def main() -> None:
             engine_30s = SpeechEngine.load(args.model, runtime, EncoderOptions("30s"), precision=args.precision)
             show("offline ONNX (30 s window)", run_offline(engine_30s, utterances))
             continue
-        policy = SpeechPolicyOptions(name=name, segment_ms=args.segment_ms, delta=args.delta, alpha=args.alpha,
-                                     low_bound=args.low_bound, top_bound=args.top_bound,
-                                     words_per_segment=args.words_per_segment)
+        policy = replace(SPEECH_POLICY_DEFAULTS, name=name, delta=args.delta, alpha=args.alpha,
+                         low_bound=args.low_bound, top_bound=args.top_bound, words_per_element=args.words_per_segment)
+        options = SessionOptions(language="en", policy=policy, segment_ms=args.segment_ms,
+                                 vad=VadOptions(min_silence_ms=args.min_silence_ms))
         label = {"offline": "offline (VAD windows)", "local-agreement": "LocalAgreement-2",
                  "lsg": f"LSG d={args.delta} a={args.alpha} L{args.low_bound}U{args.top_bound}"}[name]
-        show(label, run_streaming(engine, policy, utterances, VadOptions(min_silence_ms=args.min_silence_ms)))
+        show(label, run_streaming(engine, options, items))
 
 
 if __name__ == "__main__":

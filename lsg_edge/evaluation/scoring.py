@@ -36,7 +36,7 @@ from .latency import (
     reference_length,
 )
 
-__all__ = ["LatencyOptions", "LATENCY_METRICS", "latency_scores", "quality_scores", "normalize_for_wer"]
+__all__ = ["LatencyOptions", "LATENCY_METRICS", "latency_scores", "quality_scores", "normalize_for_wer", "word_error_rate"]
 
 LATENCY_METRICS = ("AL", "LAAL", "DAL", "AP")
 
@@ -122,6 +122,11 @@ def _chrf(hypotheses: list[str], references: list[str]) -> float:
     import sacrebleu
 
     return float(sacrebleu.corpus_chrf(hypotheses, [references]).score)
+
+
+def word_error_rate(references: Sequence[str], hypotheses: Sequence[str]) -> float:
+    """Corpus WER in percent over normalised texts (`normalize_for_wer`); NaN without references."""
+    return _wer(list(hypotheses), list(references))
 
 
 def _wer(hypotheses: list[str], references: list[str]) -> float:

@@ -20,6 +20,13 @@ from .features import SAMPLE_RATE_HZ
 
 __all__ = ["VadOptions", "EnergyVad"]
 
+# Until this many frames are heard there is no noise floor to speak of: the level tests use the
+# absolute floor alone (a noise level no microphone reaches, dBFS).
+_NOISE_FLOOR_MIN_FRAMES = 10
+_NO_NOISE_FLOOR_DBFS = -120.0
+# The noise floor is this low percentile of the recent frame levels.
+_NOISE_FLOOR_PERCENTILE = 10
+
 
 @dataclass(frozen=True)
 class VadOptions:
@@ -76,7 +83,9 @@ class EnergyVad:
         out = np.zeros(n, dtype=bool)
         for k, level in enumerate(levels):
             self._history.append(float(level))
-            noise = float(np.percentile(self._history, 10)) if len(self._history) >= 10 else -120.0
+            noise = _NO_NOISE_FLOOR_DBFS
+            if len(self._history) >= _NOISE_FLOOR_MIN_FRAMES:
+                noise = float(np.percentile(self._history, _NOISE_FLOOR_PERCENTILE))
             out[k] = (level > self.options.threshold_dbfs and level > noise + self.options.margin_db
                       and flatness[k] <= self.options.max_flatness)
         return out

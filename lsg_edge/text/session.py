@@ -173,6 +173,18 @@ class TranslationSession:
         """Drop the current sentence without output and start over at sentence 0."""
         self._new_sentence(0)
 
+    def close(self) -> None:
+        """Drop the current sentence without output. The engine owns the contexts (shared by its
+        sessions), so nothing is freed here; `close` and `with` are for the same code shape as
+        speech sessions, which do give contexts back."""
+        self.reset()
+
+    def __enter__(self) -> "TranslationSession":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def _new_sentence(self, index: int) -> None:
         self._sentence = _Sentence(index=index)
         self._policy.reset()
