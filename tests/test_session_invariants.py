@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from lsg_edge.policy.bounds import words_allowed, words_required
 from lsg_edge.policy.decision import leading_run, log_softmax, write_test
 from lsg_edge.policy.options import PolicyOptions
-from lsg_edge.policy.strategies import LsgPolicy
+from lsg_edge.policy.strategies import Decision, LsgPolicy, Read, Write
 from lsg_edge.policy.words import cut_at_words, word_starts
 from lsg_edge.text.session import SessionOptions, TranslationSession
 from tests.helpers.toy_model import ToyContext, ToyPrompt, ToyVocabulary
@@ -57,7 +57,7 @@ def test_lsg_respects_the_range_constraint(low, top, delta, alpha, n_source, see
         before = committed_words(session)
         commits = session.push(f"s{j}")
         for commit in commits:
-            assert commit.source_words_read == j
+            assert commit.source_read == j
         after = committed_words(session)
         assert after >= before
         # Never ahead of the lower bound: word i needs L+i-1 <= j.
@@ -87,7 +87,7 @@ def test_commits_form_one_sentence_and_the_end_is_marked_once(n_source, seed, na
     commits += session.finish()
     assert commits[-1].sentence_end and all(not c.sentence_end for c in commits[:-1])
     assert commits[0].separator == ""
-    assert all(c.source_words_read <= n_source for c in commits)
+    assert all(c.source_read <= n_source for c in commits)
     assert [c.sentence_index for c in commits] == [0] * len(commits)
     assert session.sentence_index == 1 and session.source_words == []
 
@@ -96,7 +96,7 @@ def test_offline_writes_nothing_before_the_end():
     session = make_session(PolicyOptions(name="offline"), 7, 2.0)
     assert all(session.push(f"s{j}") == [] for j in range(1, 9))
     (last,) = session.finish()
-    assert last.sentence_end and last.text and last.source_words_read == 8
+    assert last.sentence_end and last.text and last.source_read == 8
 
 
 def paper_decision(view, o: PolicyOptions) -> int:
@@ -112,7 +112,10 @@ def paper_decision(view, o: PolicyOptions) -> int:
     starts = word_starts(view.pieces(draft.tokens), view.at_target_start)
     later_starts = np.flatnonzero(starts[1:])[allowed - 1 :]
     n_testable = int(later_starts[0]) + 1 if later_starts.size else len(draft.tokens)
-    cur = log_softmax(draft.logits[:n_testable])
+    # P_cur at each draft position: the full-prefix context teacher-forced on the draft.
+    prefix = view.full_prefix
+    first = len(prefix) - 1
+    cur = log_softmax(view._session._full.logits_at(prefix + draft.tokens[:n_testable], range(first, first + n_testable)))
     base = view.baseline_logits(draft.tokens, list(range(n_testable)))
     base = cur if base is None else log_softmax(base)
     passes = write_test(cur, base, o.delta, o.alpha, o.kl_direction)
@@ -128,9 +131,10 @@ class PaperLsg(LsgPolicy):
         super().__init__(options)
         self.decisions = 0
 
-    def tokens_to_write(self, view) -> int:
+    def decide(self, view) -> Decision:
         self.decisions += 1
-        return paper_decision(view, self.options)
+        n_tokens = paper_decision(view, self.options)
+        return Write(n_tokens) if n_tokens else Read()
 
 
 def commits_per_push(session: TranslationSession, n_source: int) -> list[list[tuple]]:
@@ -138,8 +142,8 @@ def commits_per_push(session: TranslationSession, n_source: int) -> list[list[tu
     steps = []
     for j in range(1, n_source + 1):
         commits = session.push(f"s{j}")
-        steps.append([(c.separator, c.text, c.source_words_read) for c in commits] + [committed_words(session)])
-    steps.append([(c.separator, c.text, c.source_words_read, c.sentence_end) for c in session.finish()])
+        steps.append([(c.separator, c.text, c.source_read) for c in commits] + [committed_words(session)])
+    steps.append([(c.separator, c.text, c.source_read, c.sentence_end) for c in session.finish()])
     return steps
 
 
