@@ -1,9 +1,11 @@
-"""Conversion tools, installed as `lsg_edge.convert`: PEFT LoRA adapters and GGUF models into the
-files the device runs, without PyTorch.
+"""Conversion tools, installed as `lsg_edge.convert`: PEFT LoRA adapters, GGUF models and Whisper
+checkpoints into the files the device runs, without PyTorch.
 
 - `merge_lora`: base GGUF + PEFT adapter folder → merged GGUF (W' = W + scale·B·A).
 - `lora_to_gguf`: PEFT adapter folder → llama.cpp runtime LoRA adapter GGUF.
 - `quantize`: GGUF → quantized GGUF through llama.cpp's own quantizer.
+- `whisper_weights`, `whisper_onnx`: Whisper (CTranslate2 or safetensors) → ONNX encoder and
+  KV-cached decoder, and their int8 quantization; the runtime calls them on a model's first use.
 
 The command line is `lsg-edge convert …` (click group `cli.convert_group`), or
 `python -m lsg_edge.convert <command> …`. Usage: convert/README.md.

@@ -156,7 +156,7 @@ def parity_check(module, onnx_path: Path, n_mels: int, n_frames: int, options: E
     """Run the graph (onnxruntime) and `module` (PyTorch) on random log-mels with random valid
     lengths; raise ModelError when the valid rows differ by more than the bound."""
     torch = _torch()
-    from ..speech.onnx_runtime import RuntimeOptions, open_session
+    from ..onnx_session import RuntimeOptions, open_session
 
     session = open_session(Path(onnx_path), RuntimeOptions(device="cpu"), "exported audio encoder")
     rng = np.random.default_rng(options.seed)
@@ -196,11 +196,7 @@ def export_audio_encoder_command(model_dir: Path, out_path: Path, opset: int) ->
     click.echo(str(out_path))
 
 
-def main(argv: list[str] | None = None) -> None:
-    from .cli import run_standalone
-
-    run_standalone(export_audio_encoder_command, argv)
-
-
 if __name__ == "__main__":
-    main()
+    from .standalone import run_standalone
+
+    run_standalone(export_audio_encoder_command)

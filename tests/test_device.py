@@ -130,7 +130,7 @@ def test_speech_runtime_asks_for_the_device_before_loading(tmp_path):
 
     with pytest.raises(DeviceError, match="compute device cuda"):
         WhisperRuntime(tmp_path, RuntimeOptions(device="cuda"))
-    with pytest.raises(ModelError, match="graph missing"):  # cpu passes the device check
+    with pytest.raises(ModelError, match="converted Whisper graph not found"):  # cpu passes the device check
         WhisperRuntime(tmp_path, RuntimeOptions(device="cpu"))
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from ..backends.llama import EmbeddingBlock
 from ..errors import InputError, ModelError
 from ..speech.features import HOP_SAMPLES, SAMPLE_RATE_HZ, LogMel
-from ..speech.onnx_runtime import RuntimeOptions, open_session
+from ..onnx_session import RuntimeOptions, open_session
 from .manifest import EncoderSpec
 
 __all__ = ["AudioEncoder"]

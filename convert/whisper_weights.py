@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelError
+from .safetensors_file import read_safetensors as read_tensors
 
 __all__ = ["WhisperDims", "WhisperWeights", "load_weights", "read_ct2_model", "read_safetensors"]
 
@@ -224,15 +225,7 @@ _HF_ATTENTION = {"q": "q_proj", "k": "k_proj", "v": "v_proj", "o": "out_proj"}
 def read_safetensors(path: Path) -> WhisperWeights:
     """Read a Hugging Face `WhisperForConditionalGeneration` safetensors file (any float dtype)."""
     path = Path(path)
-    try:
-        from safetensors.numpy import load_file
-    except ImportError as e:
-        raise ModelError("reading .safetensors needs the safetensors package: pip install safetensors") from e
-    try:
-        raw = load_file(str(path))
-    except Exception as e:  # safetensors raises its own error types for bad headers
-        raise ModelError(f"cannot read the safetensors file {path}: {e}") from e
-    hf = {k.removeprefix("model."): v for k, v in raw.items()}
+    hf = {k.removeprefix("model."): v for k, v in read_tensors(path).items()}
     n_enc = _count_hf_layers(hf, "encoder.layers.")
     n_dec = _count_hf_layers(hf, "decoder.layers.")
     tensors: dict[str, np.ndarray] = {}
