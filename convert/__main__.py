@@ -1,6 +1,7 @@
 """`python -m lsg_edge.convert merge-lora|lora-to-gguf|quantize …` — the same commands as `lsg-edge convert`."""
 
-from .cli import convert_group, run_standalone
+from .cli import convert_group
+from .standalone import run_standalone
 
 if __name__ == "__main__":
     run_standalone(convert_group)

@@ -1,12 +1,13 @@
 """`lsg-edge convert …`: thin click commands over merge_lora, lora_to_gguf and quantize.
 
 stdout carries the output path (data); warnings, progress and errors go to stderr. The group is
-registered by lsg_edge/cli.py; `run_standalone` serves `python -m lsg_edge.convert.<module>`.
+registered by lsg_edge/cli.py; `python -m lsg_edge.convert` and `python -m lsg_edge.convert.<module>` run
+the same commands through `standalone.run_standalone`. This module imports the tools (lazily, inside
+each command); no tool imports it.
 """
 
 from __future__ import annotations
 
-import sys
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Iterator
 
 import click
 
-from ..errors import LsgEdgeError
+from .standalone import run_standalone
 
 __all__ = [
     "convert_group", "merge_lora_command", "lora_to_gguf_command", "quantize_command", "train_lora_command", "run_standalone",
@@ -115,20 +116,3 @@ def train_lora_command(ctx: click.Context) -> None:
     from .train_lora import main as train_main
 
     train_main(list(ctx.args))
-
-def run_standalone(command: click.Command, argv: list[str] | None = None) -> None:
-    """Run one command as a script, turning LsgEdgeError into one line and its exit code."""
-    from ..signals import install_sigterm_handler, interrupted_exit_code
-
-    install_sigterm_handler()  # SIGTERM cleans up as Ctrl-C does, then exits 143
-    try:
-        command.main(args=argv, standalone_mode=False)
-    except (click.exceptions.Abort, KeyboardInterrupt):
-        click.echo("aborted", err=True)
-        sys.exit(interrupted_exit_code())
-    except click.ClickException as e:
-        e.show()
-        sys.exit(e.exit_code)
-    except LsgEdgeError as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(e.exit_code)

@@ -23,8 +23,8 @@ import numpy as np
 from ..errors import OptionsError
 from .gguf_file import add_tensor_info, atomic_output, open_base_model, progress_bar
 from .lora_plan import PlannedPair, plan_adapter
-from .merge_lora import PROVENANCE_PREFIX
 from .peft_adapter import PeftAdapter, load_peft_adapter
+from .provenance import LORA_TO_GGUF_PREFIX
 
 __all__ = ["LoraGgufOptions", "lora_to_gguf", "OUT_TYPES"]
 
@@ -97,7 +97,7 @@ def _folded_factor(item: PlannedPair, alpha: float) -> float:
 
 
 def _add_provenance(writer: gguf.GGUFWriter, base_path: Path, adapter: PeftAdapter) -> None:
-    key = PROVENANCE_PREFIX.replace("merge_lora", "lora_to_gguf")
+    key = LORA_TO_GGUF_PREFIX
     writer.add_string(key + "base", base_path.name)
     writer.add_string(key + "adapter", adapter.path.resolve().name)
     writer.add_string(key + "adapter_sha256", adapter.weights_sha256)
@@ -106,11 +106,8 @@ def _add_provenance(writer: gguf.GGUFWriter, base_path: Path, adapter: PeftAdapt
     writer.add_bool(key + "use_rslora", adapter.use_rslora)
 
 
-def main(argv: list[str] | None = None) -> None:
-    from .cli import lora_to_gguf_command, run_standalone
+if __name__ == "__main__":  # `python -m lsg_edge.convert.lora_to_gguf`, the script form of the command
+    from .cli import lora_to_gguf_command
+    from .standalone import run_standalone
 
-    run_standalone(lora_to_gguf_command, argv)
-
-
-if __name__ == "__main__":
-    main()
+    run_standalone(lora_to_gguf_command)

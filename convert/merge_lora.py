@@ -26,6 +26,7 @@ from ..errors import OptionsError
 from .gguf_file import BaseModel, add_tensor_info, atomic_output, copy_metadata, open_base_model, progress_bar
 from .lora_plan import PlannedPair, plan_adapter
 from .peft_adapter import PeftAdapter, load_peft_adapter
+from .provenance import MERGE_LORA_PREFIX
 
 if TYPE_CHECKING:
     from .verify import VerifyResult
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 __all__ = ["MergeOptions", "MergeResult", "merge_lora", "ConversionWarning", "PROVENANCE_PREFIX"]
 
 # Provenance keys in the merged file: where its weights came from.
-PROVENANCE_PREFIX = "lsg_edge.merge_lora."
+PROVENANCE_PREFIX = MERGE_LORA_PREFIX
 _FLOAT_TYPES = (gguf.GGMLQuantizationType.F32, gguf.GGMLQuantizationType.F16, gguf.GGMLQuantizationType.BF16)
 _MERGED_QUANTIZED_TYPE = gguf.GGMLQuantizationType.F16
 
@@ -197,11 +198,8 @@ def _package_version() -> str:
     return __version__
 
 
-def main(argv: list[str] | None = None) -> None:
-    from .cli import merge_lora_command, run_standalone
+if __name__ == "__main__":  # `python -m lsg_edge.convert.merge_lora`, the script form of the command
+    from .cli import merge_lora_command
+    from .standalone import run_standalone
 
-    run_standalone(merge_lora_command, argv)
-
-
-if __name__ == "__main__":
-    main()
+    run_standalone(merge_lora_command)
