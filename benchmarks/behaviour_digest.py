@@ -57,6 +57,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=50)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--only", choices=["text", "speech"], default=None)
+    parser.add_argument("--settings", default=None, help="comma-separated setting names (default: all)")
     parser.add_argument("--keep", type=Path, default=None, help="keep each setting's output folder here")
     args = parser.parse_args()
 
@@ -70,6 +71,9 @@ def main() -> None:
     if args.only in (None, "speech"):
         plan += [(name, flags, speech_inputs) for name, flags in SPEECH_SETTINGS.items()]
 
+    if args.settings:
+        wanted = set(args.settings.split(","))
+        plan = [step for step in plan if step[0] in wanted]
     with tempfile.TemporaryDirectory() as scratch:
         root = args.keep or Path(scratch)
         for name, flags, inputs in plan:
