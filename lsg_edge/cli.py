@@ -11,14 +11,14 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 
-from .errors import InputError, InputWarning, LsgEdgeError, ModelError, OptionsError
+from .errors import InputError, InputWarning, LsgEdgeError
 from .events import commit_writer
-from .manifest import PROMPT_STYLES
 from .signals import install_sigterm_handler, interrupted_exit_code, terminated
+from .text.flags import load_engine, policy_flags, session_policy
 
 __all__ = ["main"]
 
@@ -109,93 +109,12 @@ def _silence_stdout() -> None:
     os.dup2(devnull, sys.stdout.fileno())
 
 
-def policy_options(function: Callable[..., Any]) -> Callable[..., Any]:
-    """The model and policy flags shared by `translate` and `eval`."""
-    decorators = [
-        click.option("--src", default="de", show_default=True, help="Source language code."),
-        click.option("--tgt", default="en", show_default=True, help="Target language code."),
-        click.option("--model", "model_path", type=click.Path(path_type=Path),
-                     help="A GGUF model file (default: the embedded Gemma 3 270M)."),
-        click.option("--manifest", help="Model manifest: a built-in name or a .toml path."),
-        click.option("--prompt-style", type=click.Choice(list(PROMPT_STYLES)),
-                     help="Prompt style (default: the manifest's)."),
-        click.option("--lora", "lora_path", type=click.Path(path_type=Path),
-                     help="A llama.cpp LoRA adapter GGUF applied at run time."),
-        click.option("--policy", type=click.Choice(["lsg", "wait-k", "offline", "local-agreement"]),
-                     help="Read/write policy (default: the manifest's)."),
-        click.option("--k", type=int, help="wait-k lag in source words."),
-        click.option("--delta", type=float, help="LSG KL threshold δ (nats)."),
-        click.option("--alpha", type=float, help="LSG confidence threshold α."),
-        click.option("--low-bound", type=int, help="LSG range constraint L (source words)."),
-        click.option("--top-bound", type=int, help="LSG range constraint U (source words)."),
-        click.option("--kl-direction", type=click.Choice(["paper", "code"]),
-                     help="paper: KL(P_cur‖P_base); code: KL(P_base‖P_cur) as ictnlp/LSG."),
-        click.option("--draft-tokens", type=int, help="Tokens drafted per decision."),
-        click.option("--threads", type=int, help="CPU threads for llama.cpp (default: the cores, up to 4)."),
-        click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "metal"]),
-                     help="Where the LLM runs (default: the manifest's, normally auto); auto = the GPU if "
-                          "this llama.cpp build offloads, else the CPU. "
-                          "A device the build lacks is an error, never a silent CPU fallback."),
-        click.option("--n-gpu-layers", type=int,
-                     help="Layers offloaded to the GPU (-1: all; default: all on cuda/metal, 0 on cpu)."),
-        click.option("--n-ctx", type=int, help="Context length per llama.cpp context (tokens)."),
-        click.option("--extra-bufts", type=click.Choice(["auto", "on", "off"]),
-                     help="llama.cpp's AMX / repacked CPU buffers (default: $LSG_EDGE_EXTRA_BUFTS, else "
-                          "auto: on unless a one-time probe finds that AMX crashes on this machine)."),
-    ]
-    for decorator in reversed(decorators):
-        function = decorator(function)
-    return function
-
-
-_MIN_N_CTX = 64  # LlamaOptions' floor for n_ctx_tokens
-
-
-def load_engine(model_path, manifest, lora_path, threads, device, n_gpu_layers, n_ctx, extra_bufts=None, **_: Any):
-    """A TranslationEngine from the shared CLI flags."""
-    from .manifest import DEFAULT_TEXT_MANIFEST, GENERIC_TEXT_MANIFEST
-    from .text.engine import TranslationEngine
-
-    # Checked here so that the messages name the flags, not the library's fields.
-    if threads is not None and threads < 1:
-        raise OptionsError(f"--threads must be at least 1, got {threads}")
-    if n_ctx is not None and n_ctx < _MIN_N_CTX:
-        raise OptionsError(f"--n-ctx must be at least {_MIN_N_CTX} tokens, got {n_ctx}")
-    for flag, path in (("--model", model_path), ("--lora", lora_path)):
-        if path is not None and path.is_dir():
-            raise ModelError(f"{flag} {path} is a folder; give a GGUF file")
-    if manifest is None:
-        manifest = GENERIC_TEXT_MANIFEST if model_path else DEFAULT_TEXT_MANIFEST
-    overrides: dict[str, Any] = {}
-    if device is not None:
-        overrides["device"] = device
-    if threads is not None:
-        overrides["n_threads"] = threads
-    if n_gpu_layers is not None:
-        overrides["n_gpu_layers"] = n_gpu_layers
-    if n_ctx is not None:
-        overrides["n_ctx_tokens"] = n_ctx
-    if lora_path is not None:
-        overrides["lora_path"] = lora_path
-    if extra_bufts is not None:
-        overrides["extra_bufts"] = extra_bufts
-    return TranslationEngine.load(manifest, model_path=model_path, **overrides)
-
-
-def session_policy(engine, src, tgt, policy, k, delta, alpha, low_bound, top_bound, kl_direction, draft_tokens, **_: Any):
-    """PolicyOptions from the manifest's defaults and the CLI flags that were given."""
-    return engine.policy_options(
-        src, tgt, name=policy, k=k, delta=delta, alpha=alpha, low_bound=low_bound,
-        top_bound=top_bound, kl_direction=kl_direction, draft_tokens=draft_tokens,
-    )
-
-
 @cli.command()
 @click.argument("input_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--stdin", "use_stdin", is_flag=True, help="Read the source stream from standard input.")
 @click.option("--json", "as_json", is_flag=True, help="Write one JSON object per commit.")
 @click.option("--no-split", is_flag=True, help="End sentences only at line breaks, not at . ! ?")
-@policy_options
+@policy_flags
 def translate(input_file: Path | None, use_stdin: bool, as_json: bool, no_split: bool, **flags: Any) -> None:
     """Translate a word stream simultaneously; committed words are written as they are decided.
 

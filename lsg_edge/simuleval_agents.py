@@ -36,13 +36,14 @@ import numpy as np
 from simuleval.agents import ReadAction, SpeechToTextAgent, TextToTextAgent, WriteAction
 from simuleval.agents.actions import Action
 
+from lsg_edge.device import DEVICES
 from lsg_edge.errors import LsgEdgeError
 from lsg_edge.manifest import PROMPT_STYLES
+from lsg_edge.policy.decision import KL_DIRECTIONS
 from lsg_edge.policy.options import POLICY_NAMES
+from lsg_edge.text.flags import DEFAULT_SRC, DEFAULT_TGT
 
 __all__ = ["LsgTextAgent", "LsgSpeechAgent"]
-
-_DEVICES = ("auto", "cpu", "cuda", "metal")
 
 
 def _fail(error: LsgEdgeError) -> NoReturn:
@@ -80,7 +81,7 @@ class LsgTextAgent(_LsgAgent, TextToTextAgent):
     """
 
     def __init__(self, args: Namespace) -> None:
-        from lsg_edge.cli import load_engine, session_policy
+        from lsg_edge.text.flags import load_engine, session_policy
 
         flags = _text_flags(args)
         self.engine = load_engine(**flags)
@@ -95,8 +96,8 @@ class LsgTextAgent(_LsgAgent, TextToTextAgent):
     @staticmethod
     def add_args(parser: ArgumentParser) -> None:
         group = parser.add_argument_group("lsg-edge text agent")
-        group.add_argument("--src", default="de", help="Source language code (default: de).")
-        group.add_argument("--tgt", default="en", help="Target language code (default: en).")
+        group.add_argument("--src", default=DEFAULT_SRC, help=f"Source language code (default: {DEFAULT_SRC}).")
+        group.add_argument("--tgt", default=DEFAULT_TGT, help=f"Target language code (default: {DEFAULT_TGT}).")
         group.add_argument("--model", dest="model_path", help="A GGUF model file (default: the embedded Gemma 3 270M).")
         group.add_argument("--manifest", help="Model manifest: a built-in name or a .toml path.")
         group.add_argument("--prompt-style", choices=PROMPT_STYLES,
@@ -109,12 +110,12 @@ class LsgTextAgent(_LsgAgent, TextToTextAgent):
         group.add_argument("--alpha", type=float, help="LSG confidence threshold α.")
         group.add_argument("--low-bound", type=int, help="LSG range constraint L (source words).")
         group.add_argument("--top-bound", type=int, help="LSG range constraint U (source words).")
-        group.add_argument("--kl-direction", choices=["paper", "code"],
+        group.add_argument("--kl-direction", choices=KL_DIRECTIONS,
                            help="paper: KL(P_cur‖P_base); code: KL(P_base‖P_cur) as ictnlp/LSG.")
         group.add_argument("--draft-tokens", type=int, help="Tokens drafted per decision.")
         group.add_argument("--threads", type=int, help="CPU threads for llama.cpp.")
         # Replaces SimulEval's own --device (its parser resolves conflicts), with lsg-edge's meaning.
-        group.add_argument("--device", choices=_DEVICES,
+        group.add_argument("--device", choices=DEVICES,
                            help="Where the LLM runs (default: the manifest's, normally auto).")
         group.add_argument("--n-gpu-layers", type=int, help="Layers offloaded to the GPU (-1: all).")
         group.add_argument("--n-ctx", type=int, help="Context length per llama.cpp context (tokens).")
@@ -202,7 +203,7 @@ class LsgSpeechAgent(_LsgAgent, SpeechToTextAgent):
         group.add_argument("--top-bound", type=int, help="LSG range constraint U (default: 4).")
         group.add_argument("--words-per-segment", type=int,
                            help="Source words one segment counts as in the range constraint (default: 2).")
-        group.add_argument("--kl-direction", choices=["paper", "code"], help="Default: paper.")
+        group.add_argument("--kl-direction", choices=KL_DIRECTIONS, help="Default: paper.")
         group.add_argument("--draft-tokens", type=int, help="Tokens drafted per decision (default: 10).")
         group.add_argument("--encoder-window", choices=ENCODER_WINDOWS, help="Default: tight.")
         group.add_argument("--encoder-pad-ms", type=int, help="Padding after the audio with a tight window, ms.")
@@ -210,7 +211,7 @@ class LsgSpeechAgent(_LsgAgent, SpeechToTextAgent):
         group.add_argument("--precision", choices=PRECISIONS, default="fp32", help="Default: fp32.")
         group.add_argument("--threads", type=int, help="onnxruntime threads (default: cores, up to 4).")
         # Replaces SimulEval's own --device (its parser resolves conflicts), with lsg-edge's meaning.
-        group.add_argument("--device", "--compute-device", dest="device", choices=_DEVICES,
+        group.add_argument("--device", "--compute-device", dest="device", choices=DEVICES,
                            help="Where onnxruntime runs Whisper (default: auto).")
 
     def reset(self) -> None:

@@ -11,7 +11,9 @@ from typing import Any
 
 import click
 
-from ..cli import load_engine, policy_options, session_policy
+from ..text.flags import load_engine, policy_flags, session_policy
+from .runner import TextEvalOptions
+from .scoring import LatencyOptions
 
 __all__ = ["eval_command"]
 
@@ -28,16 +30,16 @@ __all__ = ["eval_command"]
               help="A grid POLICY[:KEY=V1,V2[;KEY=...]], e.g. 'wait-k:k=1,3,5' or "
                    "'lsg:L/U=1/4,3/4;delta=9.0'. Repeat for several policies.")
 @click.option("--with-offline", is_flag=True, help="Also run offline and report compute ratios against it.")
-@click.option("--chunk-size", default=10, show_default=True,
+@click.option("--chunk-size", default=TextEvalOptions.chunk_size, show_default=True,
               help="Sentences each setting translates before the next setting runs.")
-@click.option("--source-word-ms", default=400.0, show_default=True,
+@click.option("--source-word-ms", default=LatencyOptions.source_word_ms, show_default=True,
               help="Computation-aware text latency: ms between source words (~150 words/min).")
 @click.option("--no-progress", is_flag=True, help="No progress bars on stderr.")
 @click.option("--audio-manifest", type=click.Path(dir_okay=False, path_type=Path),
               help="Speech instead of text: a TSV (case_id, audio_path, duration_s, transcript); "
                    "scores WER and latency in ms with the Whisper model --speech-model.")
-@click.option("--speech-model", default="base", show_default=True, help="Whisper model for --audio-manifest.")
-@policy_options
+@click.option("--speech-model", help="Whisper model for --audio-manifest (default: `lsg-edge asr`'s).")
+@policy_flags
 def eval_command(
     source_path: Path,
     reference_path: Path,
@@ -49,23 +51,24 @@ def eval_command(
     source_word_ms: float,
     no_progress: bool,
     audio_manifest: Path | None,
-    speech_model: str,
+    speech_model: str | None,
     **flags: Any,
 ) -> None:
     """Quality (BLEU, chrF) and SimulEval latency (AL, LAAL, DAL, AP; plain and
     computation-aware) of simultaneous translation, with SimulEval's instances.log."""
     from .report import format_table
-    from .runner import TextEvalOptions, evaluate_text
-    from .scoring import LatencyOptions
+    from .runner import evaluate_text
     from .sweep import Setting, parse_sweep
     from .text_run import read_parallel
 
     if audio_manifest is not None:
         if source_path or reference_path or sweeps:
             raise click.UsageError("--audio-manifest replaces --source/--reference; --sweep is text-only")
+        from ..speech.models import DEFAULT_MODEL
         from .speech_run import evaluate_speech
 
-        click.echo(format_table(evaluate_speech(audio_manifest, output, speech_model, limit, not no_progress, **flags)))
+        model = speech_model or DEFAULT_MODEL
+        click.echo(format_table(evaluate_speech(audio_manifest, output, model, limit, not no_progress, **flags)))
         return
     if source_path is None or reference_path is None:
         raise click.UsageError("give --source and --reference (or --audio-manifest)")
