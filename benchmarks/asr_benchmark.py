@@ -87,6 +87,7 @@ def main() -> None:
     parser.add_argument("--top-bound", type=int, default=SPEECH_POLICY_DEFAULTS.top_bound)
     parser.add_argument("--words-per-segment", type=int, default=SPEECH_POLICY_DEFAULTS.words_per_element)
     parser.add_argument("--min-silence-ms", type=int, default=VadOptions.min_silence_ms)
+    parser.add_argument("--carry-tokens", type=int, default=SessionOptions.carry_tokens)
     args = parser.parse_args()
 
     from lsg_edge.speech.onnx_runtime import RuntimeOptions
@@ -95,7 +96,7 @@ def main() -> None:
     duration_s = sum(a.size for a, _ in utterances) / 16_000
     print(f"# {len(utterances)} utterances, {duration_s:.0f} s of audio, model {args.model}, "
           f"{args.precision}, encoder window {args.encoder_window} (+{args.encoder_pad_ms} ms), {args.threads} threads, "
-          f"pause cut {args.min_silence_ms} ms")
+          f"pause cut {args.min_silence_ms} ms, {args.carry_tokens} tokens carried across windows")
     runtime = RuntimeOptions(n_threads=args.threads)
     engine = SpeechEngine.load(args.model, runtime, EncoderOptions(args.encoder_window, args.encoder_pad_ms),
                                precision=args.precision)
@@ -114,7 +115,7 @@ def main() -> None:
         policy = replace(SPEECH_POLICY_DEFAULTS, name=name, delta=args.delta, alpha=args.alpha,
                          low_bound=args.low_bound, top_bound=args.top_bound, words_per_element=args.words_per_segment)
         options = SessionOptions(language="en", policy=policy, segment_ms=args.segment_ms,
-                                 vad=VadOptions(min_silence_ms=args.min_silence_ms))
+                                 carry_tokens=args.carry_tokens, vad=VadOptions(min_silence_ms=args.min_silence_ms))
         label = {"offline": "offline (VAD windows)", "local-agreement": "LocalAgreement-2",
                  "lsg": f"LSG d={args.delta} a={args.alpha} L{args.low_bound}U{args.top_bound}"}[name]
         show(label, run_streaming(engine, options, items))

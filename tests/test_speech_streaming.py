@@ -126,6 +126,21 @@ def test_pause_cuts_the_window_and_commits_everything(utterance, engine: SpeechE
     assert cuts[0].source_read < first_end_ms + 1500
 
 
+def test_committed_text_is_carried_into_the_next_windows_prompt(utterance, engine: SpeechEngine) -> None:
+    first, _ = utterance(1)
+    second, _ = utterance(2)
+    audio = np.concatenate([first, np.zeros(16_000 * 2, np.float32), second])
+    with engine.create_session(SessionOptions(carry_tokens=32)) as session:
+        commits = [c for block in file_blocks(audio) for c in session.push(block)] + session.finish()
+        carried = session._decoder.prompt  # the prompt the next window would start with
+    task = engine.prompt(None, "transcribe")
+    assert carried[-len(task):] == task and carried[0] == engine.vocab._special("<|startofprev|>")
+    assert 1 < len(carried) - len(task) <= 1 + 32
+    assert "bishop" in engine.vocab.text(carried[1:-len(task)]).lower()
+    text = "".join(c.separator + c.text for c in commits).lower()
+    assert "gloom" in text and "bishop" in text
+
+
 def test_energy_vad_marks_speech_not_silence() -> None:
     vad = EnergyVad()
     t = np.arange(16_000) / 16_000

@@ -177,8 +177,9 @@ class AudioLlmEngine:
                 options = replace(options, segment_ms=self.manifest.segment_ms)
         return AsrSession(self, options)
 
-    def prompt(self, language: str | None, task: str) -> list[int]:
-        """Prompt tokens for `task` ("transcribe", "translate", or the manifest's own), spoken `language`."""
+    def prompt(self, language: str | None, task: str, previous: Sequence[int] = ()) -> list[int]:
+        """Prompt tokens for `task` ("transcribe", "translate", or the manifest's own), spoken `language`
+        (`previous` text is not given to an audio-LLM: its prompt template has no place for it)."""
         return build_prompt(self.manifest.prompt, self.vocab, language, task)
 
     def policy_options(self, **overrides: Any) -> PolicyOptions:

@@ -43,8 +43,9 @@ class AsrEngine(Protocol):
         """Encoder output for float32 mono 16 kHz `audio` (≤ 30 s)."""
         ...
 
-    def prompt(self, language: str | None, task: str) -> list[int]:
-        """Decoder prompt tokens for `task` ("transcribe" or "translate") in spoken `language`."""
+    def prompt(self, language: str | None, task: str, previous: Sequence[int] = ()) -> list[int]:
+        """Decoder prompt tokens for `task` ("transcribe" or "translate") in spoken `language`;
+        `previous`: tokens said before, for models that condition on them (others ignore them)."""
         ...
 
     def acquire_context(self, prompt: list[int]) -> AudioContext:

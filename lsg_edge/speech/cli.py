@@ -64,6 +64,8 @@ _SESSION = SessionOptions()
 @click.option("--device", default="auto", show_default=True,
               help=f"Where the model runs: {', '.join(DEVICES)} (an error if the installed runtime lacks it).")
 @click.option("--compute-device", hidden=True, help="Old spelling of --device.")
+@click.option("--carry-tokens", type=int, default=_SESSION.carry_tokens, show_default=True,
+              help="Committed tokens carried into the next window's prompt (Whisper's previous-text conditioning).")
 @click.option("--min-silence-ms", type=int, default=VadOptions.min_silence_ms, show_default=True,
               help="A pause this long ends a window (everything in it is committed).")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
@@ -75,7 +77,7 @@ def asr_command(audio: Path | None, mic: bool, mic_device: str | None, realtime:
                 task: str, language: str | None, policy: str, segment_ms: int, k: int, delta: float, alpha: float,
                 low_bound: int, top_bound: int, words_per_segment: int, kl_direction: str, draft_tokens: int,
                 encoder_window: str, encoder_pad_ms: int, device: str, compute_device: str | None,
-                min_silence_ms: int, precision: str, threads: int, manifest: Path | None) -> None:
+                carry_tokens: int, min_silence_ms: int, precision: str, threads: int, manifest: Path | None) -> None:
     """Stream speech recognition (or X→English translation) with LSG, from AUDIO or --mic."""
     from .audio_io import MicrophoneStream, file_blocks, read_audio
     from .engine import SpeechEngine
@@ -90,6 +92,7 @@ def asr_command(audio: Path | None, mic: bool, mic_device: str | None, realtime:
                              words_per_element=words_per_segment, kl_direction=kl_direction,
                              draft_tokens=draft_tokens),
         segment_ms=segment_ms,
+        carry_tokens=carry_tokens,
         vad=VadOptions(min_silence_ms=min_silence_ms),
     )
     blocks: Iterable[np.ndarray]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
@@ -121,8 +121,8 @@ class SpeechEngine:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def prompt(self, language: str | None, task: str) -> list[int]:
-        return self.vocab.prompt(language, task)
+    def prompt(self, language: str | None, task: str, previous: Sequence[int] = ()) -> list[int]:
+        return self.vocab.prompt(language, task, previous)
 
     def transcribe(self, audio: np.ndarray, language: str | None = None, task: str = "transcribe") -> str:
         """Greedy offline transcript of one window of `audio` (float32, 16 kHz, ≤ 30 s)."""

@@ -38,6 +38,9 @@ __all__ = ["SessionOptions", "AsrSession"]
 # Silence kept after the last voiced frame when a window is cut at a pause, ms: a short tail helps
 # Whisper end the last word, more only invites hallucination.
 WINDOW_TAIL_MS = 200
+# Whisper conditions on at most half its text context of previous tokens (openai/whisper does the
+# same); the rest is the transcript's.
+MAX_CARRY_TOKENS = 223
 
 
 @dataclass(frozen=True)
@@ -48,11 +51,16 @@ class SessionOptions:
     task: str = "transcribe"  # "transcribe", or "translate" (Whisper's X→English)
     policy: PolicyOptions = SPEECH_POLICY_DEFAULTS
     segment_ms: int = 640  # source element, ms of audio
+    # Committed tokens carried into the next window's prompt (Whisper's conditioning on previous
+    # text, which keeps names and style across pauses); 0 = every window starts afresh.
+    carry_tokens: int = 0
     vad: VadOptions = field(default_factory=VadOptions)
 
     def __post_init__(self) -> None:
         if not 100 <= self.segment_ms <= 5000:
             raise OptionsError(f"--segment-ms must be within 100…5000, got {self.segment_ms}")
+        if not 0 <= self.carry_tokens <= MAX_CARRY_TOKENS:
+            raise OptionsError(f"--carry-tokens must be within 0…{MAX_CARRY_TOKENS}, got {self.carry_tokens}")
 
     @property
     def segment_samples(self) -> int:
@@ -67,8 +75,8 @@ class AsrSession:
         self.engine = engine
         self.options = options
         self._policy = make_policy(options.policy)
-        self._decoder = WindowDecoder(engine, engine.prompt(options.language, options.task), options.policy,
-                                      options.segment_samples)
+        self._task_prompt = engine.prompt(options.language, options.task)
+        self._decoder = WindowDecoder(engine, self._task_prompt, options.policy, options.segment_samples)
         self._vad = EnergyVad(options.vad)
         self._frame = self._vad._frame
         self._reset_stream()
@@ -85,6 +93,7 @@ class AsrSession:
         self.close()
 
     def _reset_stream(self) -> None:
+        self._history: list[int] = []  # committed tokens of earlier windows, for carry_tokens
         self._heard = 0  # samples pushed since the stream started
         self._unclassified = np.zeros(0, np.float32)  # samples awaiting a full VAD frame
         self._preroll = np.zeros(0, np.float32)
@@ -98,7 +107,9 @@ class AsrSession:
 
     def _new_window(self) -> None:
         self._window_has_output = False
-        self._decoder.reset()
+        previous = self._history[-self.options.carry_tokens:] if self.options.carry_tokens else []
+        prompt = self.engine.prompt(self.options.language, self.options.task, previous)
+        self._decoder.reset(prompt, n_carried=len(prompt) - len(self._task_prompt))
         self._policy.reset()
 
     def reset(self) -> None:
@@ -157,6 +168,7 @@ class AsrSession:
         tail = SAMPLE_RATE_HZ * WINDOW_TAIL_MS // 1000
         window = self._window[: max(self._window.size - max(0, self._silence - tail), 1)]
         commits = self._emit(self._decoder.finish(window), end_of_window=True)
+        self._history = (self._history + self._decoder.committed)[-MAX_CARRY_TOKENS:]
         self._window = None
         self._window_index += 1
         self._new_window()

@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -74,8 +75,13 @@ class WhisperVocabulary:
             raise ModelError(f"the vocabulary lacks the special token {name} (not a Whisper vocabulary?)")
         return self._ids[name]
 
-    def prompt(self, language: str | None, task: str) -> list[int]:
-        """The decoder prompt: <|startoftranscript|> [<|lang|> <|task|>] <|notimestamps|>."""
+    def prompt(self, language: str | None, task: str, previous: Sequence[int] = ()) -> list[int]:
+        """The decoder prompt: [<|startofprev|> previous…] <|startoftranscript|> [<|lang|> <|task|>]
+        <|notimestamps|>. `previous`: text tokens said before (Whisper's conditioning on previous text)."""
+        head = [self._special("<|startofprev|>"), *previous] if previous else []
+        return head + self._task_prompt(language, task)
+
+    def _task_prompt(self, language: str | None, task: str) -> list[int]:
         if task not in ("transcribe", "translate"):
             raise OptionsError(f"--task must be transcribe or translate, got {task!r}")
         if not self.multilingual:

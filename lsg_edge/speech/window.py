@@ -48,8 +48,17 @@ class WindowDecoder:
         self._encoded: dict[int, object] = {}  # n_samples → encoder output, this window
         self.reset()
 
-    def reset(self) -> None:
-        """A new window starts."""
+    def reset(self, prompt: list[int] | None = None, n_carried: int = 0) -> None:
+        """A new window starts, with another decoder `prompt` if given, whose first `n_carried`
+        tokens are text carried over from earlier windows (they do not count against the window's
+        own token budget, half the decoder context, as in Whisper's own decoding)."""
+        self._n_carried = n_carried
+        if prompt is not None and prompt != self.prompt:
+            # A context is made for one prompt (Whisper's first output position depends on it).
+            self.close()
+            self.prompt = prompt
+            self.full = self.engine.acquire_context(prompt)
+            self.baseline = self.engine.acquire_context(prompt) if self.policy.name == "lsg" else None
         self.committed: list[int] = []  # tokens committed in this window
         self.n_words = 0  # words committed in this window
         self.guess: list[int] = []  # the last draft's uncommitted tokens
@@ -109,7 +118,8 @@ class WindowDecoder:
         """Greedy continuation of the committed tokens, cut where it starts repeating the window."""
         if max_tokens <= 0:
             return Draft()
-        max_tokens = min(max_tokens, self.engine.n_text_ctx // 2 - len(self.prompt) - len(self.committed))
+        room = self.engine.n_text_ctx // 2 - (len(self.prompt) - self._n_carried) - len(self.committed)
+        max_tokens = min(max_tokens, room)
         draft = greedy_draft(self.full, self.prompt + self.committed, max(0, max_tokens),
                              self.engine.vocab.is_end_of_generation, guess, should_stop)
         cut = first_repeat(self.committed + draft.tokens, len(self.committed))
