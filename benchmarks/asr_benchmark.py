@@ -1,7 +1,7 @@
 """Streaming ASR benchmark on librispeech-dev: offline vs LocalAgreement-2 vs LSG, same model.
 
-    python benchmarks/asr_benchmark.py --data ../shared/data              # 50 utterances, whisper base
-    python benchmarks/asr_benchmark.py --data ../shared/data --n 10 --policies lsg --reference
+    python benchmarks/asr_benchmark.py --data DATA              # 50 utterances, whisper base
+    python benchmarks/asr_benchmark.py --data DATA --n 10 --policies lsg --reference
 
 Prints, per system: WER (%), AL (ms, non computation-aware), AL_CA (ms: each commit's audio time
 plus the computation spent so far, as SimulEval's computation-aware AL), and RTF (computation time

@@ -6,8 +6,8 @@ speech: audio ms). Wall-clock latencies are left out: they differ run to run. Ru
 after a change on the same machine and compare the lines; a differing digest names the setting,
 and `--keep DIR` leaves the instances.log files to diff.
 
-    python benchmarks/behaviour_digest.py --data ../shared/data            # all settings
-    python benchmarks/behaviour_digest.py --data ../shared/data --only text
+    python benchmarks/behaviour_digest.py --data DATA            # all settings
+    python benchmarks/behaviour_digest.py --data DATA --only text
 """
 
 from __future__ import annotations

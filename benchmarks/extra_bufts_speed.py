@@ -14,7 +14,7 @@ sentences, with the default model and its default (LSG) policy:
 Prints load time, wall and process-CPU seconds per sentence (one warm-up sentence first, not
 timed) and whether the committed text equals the `off` mode's (other kernels round differently).
 
-    python benchmarks/extra_bufts_speed.py --limit 30 --threads 2
+    python benchmarks/extra_bufts_speed.py --data DATA --limit 30 --threads 2
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ import sys
 import time
 from pathlib import Path
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "wmt15-deen-dev"
 MODES = ("off", "repack", "on")
 # ggml types the CPU_REPACK buffer takes on x86 with AVX2 (repack.cpp of the pinned llama.cpp).
 _REPACKABLE_X86 = {"Q4_0", "Q4_K", "IQ4_NL"}
@@ -92,11 +91,11 @@ def _install_repack_overrides(model_path: Path) -> list[str]:
 _KEEP: list = []
 
 
-def run_one(mode: str, limit: int, threads: int) -> dict:
+def run_one(mode: str, data: Path, limit: int, threads: int) -> dict:
     from lsg_edge import TranslationEngine
     from lsg_edge.text.source import split_words
 
-    sources = (DATA / "de.txt").read_text(encoding="utf-8").splitlines()[:limit]
+    sources = (data / "wmt15-deen-dev" / "de.txt").read_text(encoding="utf-8").splitlines()[:limit]
     overridden = []
     if mode == "repack":
         from lsg_edge.manifest import DEFAULT_TEXT_MANIFEST, load_manifest
@@ -118,7 +117,7 @@ def run_one(mode: str, limit: int, threads: int) -> dict:
             for word in split_words(source):
                 commits += session.push(word)
             commits += session.finish()
-            outputs.append([[c.source_words_read, c.separator + c.text] for c in commits])
+            outputs.append([[c.source_read, c.separator + c.text] for c in commits])
         wall_s = time.perf_counter() - started
         cpu_s = time.process_time() - started_cpu  # less sensitive than wall time to a shared machine
         decision = engine.model.extra_bufts
@@ -128,17 +127,18 @@ def run_one(mode: str, limit: int, threads: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, required=True, help="the shared evaluation data folder (holds wmt15-deen-dev)")
     parser.add_argument("--limit", type=int, default=30, help="first N sentences of wmt15-deen-dev")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated, of {', '.join(MODES)}")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(run_one(args.child, args.limit, args.threads)))
+        print(json.dumps(run_one(args.child, args.data, args.limit, args.threads)))
         return
     results = {}
     for mode in args.modes.split(","):
-        command = [sys.executable, __file__, "--limit", str(args.limit), "--threads", str(args.threads), "--child", mode]
+        command = [sys.executable, __file__, "--data", str(args.data), "--limit", str(args.limit), "--threads", str(args.threads), "--child", mode]
         child = subprocess.run(command, capture_output=True, text=True, env={**os.environ})
         if child.returncode < 0:
             results[mode] = {"error": f"killed by {signal.Signals(-child.returncode).name}"}

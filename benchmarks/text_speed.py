@@ -11,7 +11,7 @@ Each setting runs in its own process (peak RSS is per process), one after the ot
 come from one run on one machine. It also reports whether the naive and cached paths committed the
 same text at the same source positions.
 
-    python benchmarks/text_speed.py --limit 100 [--naive]
+    python benchmarks/text_speed.py --data DATA --limit 100 [--naive]
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import sys
 import time
 from pathlib import Path
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "wmt15-deen-dev"
 SETTINGS = {
     "offline": {"name": "offline"},
     "wait-5": {"name": "wait-k", "k": 5},
@@ -32,12 +31,12 @@ SETTINGS = {
 }
 
 
-def run_one(setting: str, limit: int, naive: bool, threads: int) -> dict:
+def run_one(setting: str, data: Path, limit: int, naive: bool, threads: int) -> dict:
     """Runs in a child process: translate `limit` sentences with one setting."""
     from lsg_edge import PolicyOptions, TranslationEngine
     from lsg_edge.text.source import split_words
 
-    sources = (DATA / "de.txt").read_text(encoding="utf-8").splitlines()[:limit]
+    sources = (data / "wmt15-deen-dev" / "de.txt").read_text(encoding="utf-8").splitlines()[:limit]
     overrides = {"reuse_cache": not naive}
     if threads:
         overrides["n_threads"] = threads
@@ -55,7 +54,7 @@ def run_one(setting: str, limit: int, naive: bool, threads: int) -> dict:
             for word in split_words(source):
                 commits += session.push(word)
             commits += session.finish()
-            outputs.append([[c.source_words_read, c.separator + c.text] for c in commits])
+            outputs.append([[c.source_read, c.separator + c.text] for c in commits])
         wall_s = time.perf_counter() - started
         cpu_s = time.process_time() - started_cpu
         after = engine.counters
@@ -70,7 +69,7 @@ def run_one(setting: str, limit: int, naive: bool, threads: int) -> dict:
     }
 
 
-def calibrate(threads: int) -> dict:
+def calibrate(data: Path, threads: int) -> dict:
     """Runs in a child process: the cost of one llama_decode call on this machine, fitted as
     `call` (fixed, with its first logits row: the 262k × 640 output matmul) + `token` per token of
     the batch + `row` per further logits row, from medians of repeated calls on a 250-token cache."""
@@ -81,7 +80,7 @@ def calibrate(threads: int) -> dict:
     overrides = {"n_threads": threads} if threads else {}
     with TranslationEngine.load(**overrides) as engine:
         context, vocab = engine.full_context, engine.model.vocab
-        text = (DATA / "de.txt").read_text(encoding="utf-8")
+        text = (data / "wmt15-deen-dev" / "de.txt").read_text(encoding="utf-8")
         cache = vocab.tokenize(text[:4000], add_bos=True)[:250]
         extra = vocab.tokenize(text[4000:8000], add_bos=False)[:64]
         context.logits_at(cache, [len(cache) - 1])
@@ -103,6 +102,7 @@ def calibrate(threads: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, required=True, help="the shared evaluation data folder (holds wmt15-deen-dev)")
     parser.add_argument("--limit", type=int, default=100, help="first N sentences of newstest2015")
     parser.add_argument("--naive", action="store_true", help="also run the recompute-everything path")
     parser.add_argument("--threads", type=int, default=0, help="llama.cpp threads (0: default)")
@@ -110,23 +110,23 @@ def main() -> None:
     parser.add_argument("--calibrate", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.calibrate:
-        print(json.dumps(calibrate(args.threads)))
+        print(json.dumps(calibrate(args.data, args.threads)))
         return
     if args.child:
         setting, naive = args.child
-        print(json.dumps(run_one(setting, args.limit, naive == "1", args.threads)))
+        print(json.dumps(run_one(setting, args.data, args.limit, naive == "1", args.threads)))
         return
 
     results = {}
     runs = [(s, False) for s in SETTINGS] + ([(s, True) for s in SETTINGS] if args.naive else [])
     for setting, naive in runs:
-        command = [sys.executable, __file__, "--limit", str(args.limit), "--threads", str(args.threads),
+        command = [sys.executable, __file__, "--data", str(args.data), "--limit", str(args.limit), "--threads", str(args.threads),
                    "--child", setting, "1" if naive else "0"]
         child = subprocess.run(command, capture_output=True, text=True, check=True)
         results[(setting, naive)] = json.loads(child.stdout.strip().splitlines()[-1])
         print(f"  done: {setting}{' (naive)' if naive else ''}", file=sys.stderr)
 
-    command = [sys.executable, __file__, "--threads", str(args.threads), "--calibrate"]
+    command = [sys.executable, __file__, "--data", str(args.data), "--threads", str(args.threads), "--calibrate"]
     cost = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1])
 
     offline = results[("offline", False)]

@@ -1,11 +1,11 @@
 """The text benchmark: quality–latency of offline, wait-k, LocalAgreement and LSG.
 
-Runs on the first N sentences of WMT15 newstest2015 De→En (wmt15-deen-dev in the shared data folder beside the checkout) with
+Runs on the first N sentences of WMT15 newstest2015 De→En (wmt15-deen-dev in the shared evaluation data, `--data`) with
 the embedded default model, sentence-major (every setting on the same sentences at any time), and
 rewrites benchmarks/results/text_sweep/ after every chunk:
 
-    nohup python benchmarks/text_sweep.py --limit 200 > /tmp/text_sweep.out 2>&1 &
-    python benchmarks/text_sweep.py --grid core --limit 100 --output /tmp/core   # the text core's five rows
+    nohup python benchmarks/text_sweep.py --data DATA --limit 200 > /tmp/text_sweep.out 2>&1 &
+    python benchmarks/text_sweep.py --data DATA --grid core --limit 100 --output /tmp/core   # the text core's five rows
 
 The same run through the CLI:
 
@@ -24,7 +24,6 @@ from lsg_edge.evaluation.runner import TextEvalOptions, evaluate_text
 from lsg_edge.evaluation.sweep import Setting, parse_sweep
 from lsg_edge.evaluation.text_run import read_parallel
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "wmt15-deen-dev"
 GRIDS = {
     # The field's comparison set.
     "full": (
@@ -40,7 +39,7 @@ GRIDS = {
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=DATA, help="folder with de.txt and en.txt")
+    parser.add_argument("--data", type=Path, required=True, help="the shared evaluation data folder (holds wmt15-deen-dev)")
     parser.add_argument("--limit", type=int, default=200, help="first N sentences")
     parser.add_argument("--chunk", type=int, default=10, help="sentences per setting per round")
     parser.add_argument("--threads", type=int, default=0, help="llama.cpp threads (0: default)")
@@ -58,7 +57,7 @@ def main() -> None:
                              title=f"{scores['meta']['model']}, de→en, {scores['meta']['n_sentences']} sentences")
         return
 
-    pairs = read_parallel(args.data / "de.txt", args.data / "en.txt", limit=args.limit)
+    pairs = read_parallel(args.data / "wmt15-deen-dev" / "de.txt", args.data / "wmt15-deen-dev" / "en.txt", limit=args.limit)
     settings: list[Setting] = [s for spec in GRIDS[args.grid] for s in parse_sweep(spec)]
     engine = TranslationEngine.load(**({"n_threads": args.threads} if args.threads else {}))
     base = engine.policy_options("de", "en")

@@ -7,7 +7,7 @@ prefix. Summed per sentence and compared with what the KV-reusing backend evalua
 source-then-target prompt each new source word forces the committed target through again, which
 is why wait-k and LSG cost a multiple of offline translation (BENCHMARKS.md).
 
-    python benchmarks/text_token_floor.py --limit 30
+    python benchmarks/text_token_floor.py --data DATA --limit 30
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from lsg_edge.backends import llama
 from lsg_edge.backends.base import common_prefix_length
 from lsg_edge.text.source import split_words
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "wmt15-deen-dev"
 SETTINGS = {
     "offline": {"name": "offline"},
     "wait-5": {"name": "wait-k", "k": 5},
@@ -55,9 +54,10 @@ class FloorCounter:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, required=True, help="the shared evaluation data folder (holds wmt15-deen-dev)")
     parser.add_argument("--limit", type=int, default=30, help="first N sentences of newstest2015")
     args = parser.parse_args()
-    sources = (DATA / "de.txt").read_text(encoding="utf-8").splitlines()[: args.limit]
+    sources = (args.data / "wmt15-deen-dev" / "de.txt").read_text(encoding="utf-8").splitlines()[: args.limit]
     counter = FloorCounter()
     counter.install()
     print(f"{args.limit} sentences, default model; tokens per sentence (full context + wait-1 baseline)")

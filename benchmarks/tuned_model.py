@@ -1,7 +1,7 @@
 """Base few-shot model vs the translation-tuned default: quality, lag and speed, one table each.
 
-    python benchmarks/tuned_model.py dev --limit 200 --output /tmp/tuned        # De→En dev rows
-    python benchmarks/tuned_model.py directions --limit 200 --output /tmp/dirs  # offline, other pairs
+    python benchmarks/tuned_model.py dev --data DATA --limit 200 --output /tmp/tuned        # De→En dev rows
+    python benchmarks/tuned_model.py directions --data DATA --limit 200 --output /tmp/dirs  # offline, other pairs
     python benchmarks/tuned_model.py report /tmp/tuned /tmp/dirs                # tables from finished runs
 
 `dev` runs `lsg-edge eval` on the first N sentences of wmt15-deen-dev for both manifests with the
@@ -18,7 +18,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 MANIFESTS = {"base": "gemma3-270m", "tuned": "gemma3-270m-translate"}
 GRID = ("wait-k:k=3,5,7", "lsg:L/U=1/4,3/4;delta=3.0,9.0;alpha=0.6")
 DIRECTIONS = (("en", "de"), ("fr", "en"), ("es", "en"), ("zh", "en"))
@@ -36,7 +35,7 @@ def _eval(manifest: str, source: Path, reference: Path, src: str, tgt: str, out:
 
 
 def run_dev(args: argparse.Namespace) -> None:
-    dev = DATA / "wmt15-deen-dev"
+    dev = args.data / "wmt15-deen-dev"
     sweeps = [a for spec in args.grid for a in ("--sweep", spec)]
     for label in args.models:
         _eval(MANIFESTS[label], dev / "de.txt", dev / "en.txt", "de", "en", args.output / f"dev-{label}",
@@ -47,12 +46,12 @@ def run_dev(args: argparse.Namespace) -> None:
 def _heldout(folder: Path, seed: int, n: int) -> dict[str, list[tuple[str, str]]]:
     from lsg_edge.convert.train_lora import TrainOptions, load_direction_pairs
 
-    options = TrainOptions(Path("-"), DATA / "parallel-train", Path("-"), seed=seed, heldout_pairs=n)
+    options = TrainOptions(Path("-"), folder, Path("-"), seed=seed, heldout_pairs=n)
     return load_direction_pairs(options).heldout
 
 
 def run_directions(args: argparse.Namespace) -> None:
-    held = _heldout(DATA / "parallel-train", args.seed, args.heldout)
+    held = _heldout(args.data / "parallel-train", args.seed, args.heldout)
     for src, tgt in DIRECTIONS:
         lang = src if tgt == "en" else tgt
         pairs = held[f"{lang}-en"][: args.limit]
@@ -111,6 +110,8 @@ def main() -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     for name in ("dev", "directions"):
         command = commands.add_parser(name)
+        command.add_argument("--data", type=Path, required=True,
+                             help="the shared evaluation data folder (holds wmt15-deen-dev, parallel-train)")
         command.add_argument("--output", type=Path, required=True)
         command.add_argument("--limit", type=int, default=200)
         command.add_argument("--threads", type=int, default=2)
