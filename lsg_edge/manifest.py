@@ -117,10 +117,10 @@ def _from_toml(data: dict[str, Any], where: str, base_dir: Path | None) -> Model
             package_file=weights.get("package_file"),
             adapter=weights.get("adapter"),
             merged_file=weights.get("merged_file"),
-            merged_type=weights.get("merged_type", "Q4_K_M"),
-            prompt_style=data.get("prompt", {}).get("style", "few-shot"),
-            n_ctx_tokens=int(data.get("runtime", {}).get("n_ctx_tokens", 2048)),
-            device=data.get("runtime", {}).get("device", "auto"),
+            merged_type=weights.get("merged_type", ModelManifest.merged_type),
+            prompt_style=data.get("prompt", {}).get("style", ModelManifest.prompt_style),
+            n_ctx_tokens=int(data.get("runtime", {}).get("n_ctx_tokens", ModelManifest.n_ctx_tokens)),
+            device=data.get("runtime", {}).get("device", ModelManifest.device),
             policy={k: dict(v) for k, v in data.get("policy", {}).items()},
         )
     except KeyError as e:

@@ -19,6 +19,7 @@ __all__ = ["Instance", "LATENCY_UNITS", "build_instance", "read_instances", "wri
 # "word": delays and source_length count source words (text input);
 # "ms": they are milliseconds of source audio read (speech input).
 LATENCY_UNITS = ("word", "ms")
+_RECORD_EXCERPT_CHARS = 80  # of a bad record, quoted in its error message
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,7 @@ class Instance:
                 extra={k: v for k, v in record.items() if k not in known},
             )
         except (KeyError, TypeError, ValueError) as e:
-            raise InputError(f"bad instance record {str(record)[:80]!r}: {e}") from e
+            raise InputError(f"bad instance record {str(record)[:_RECORD_EXCERPT_CHARS]!r}: {e}") from e
 
 
 def write_instances(path, instances: Iterable[Instance]) -> None:

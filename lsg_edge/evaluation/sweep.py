@@ -137,7 +137,7 @@ def run_sweep(
     settings: Sequence[Setting],
     base: PolicyOptions,
     n_sentences: int,
-    chunk_size: int = 10,
+    chunk_size: int,
     on_chunk: Callable[[list[SettingResult]], None] | None = None,
 ) -> list[SettingResult]:
     """Run every setting over sentences [0, n_sentences), `chunk_size` at a time, sentence-major.
