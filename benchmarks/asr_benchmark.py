@@ -23,7 +23,7 @@ from lsg_edge.evaluation.speech_run import read_audio_manifest, run_speech
 from lsg_edge.policy.options import SPEECH_POLICY_DEFAULTS
 from lsg_edge.speech.audio_io import read_audio
 from lsg_edge.speech.engine import EncoderOptions, SpeechEngine
-from lsg_edge.speech.session import SessionOptions
+from lsg_edge.speech.session import AsrSessionOptions
 from lsg_edge.speech.vad import VadOptions
 
 
@@ -33,7 +33,7 @@ def load_utterances(data: Path, n: int):
     return items, [(read_audio(item.audio_path), item.transcript) for item in items]
 
 
-def run_streaming(engine: SpeechEngine, options: SessionOptions, items) -> dict:
+def run_streaming(engine: SpeechEngine, options: AsrSessionOptions, items) -> dict:
     """WER, AL, AL_CA and RTF with the code `lsg-edge eval --audio-manifest` scores with."""
     instances, wall_s = run_speech(lambda: engine.create_session(options), items, progress=False)
     quality, latency = quality_scores(instances, ("WER",)), latency_scores(instances)
@@ -80,14 +80,14 @@ def main() -> None:
     parser.add_argument("--precision", default="fp32", choices=["fp32", "int8"])
     parser.add_argument("--encoder-window", default="tight", choices=["tight", "30s"])
     parser.add_argument("--encoder-pad-ms", type=int, default=EncoderOptions.pad_ms)
-    parser.add_argument("--segment-ms", type=int, default=SessionOptions.segment_ms)
+    parser.add_argument("--segment-ms", type=int, default=AsrSessionOptions.segment_ms)
     parser.add_argument("--delta", type=float, default=SPEECH_POLICY_DEFAULTS.delta)
     parser.add_argument("--alpha", type=float, default=SPEECH_POLICY_DEFAULTS.alpha)
     parser.add_argument("--low-bound", type=int, default=SPEECH_POLICY_DEFAULTS.low_bound)
     parser.add_argument("--top-bound", type=int, default=SPEECH_POLICY_DEFAULTS.top_bound)
     parser.add_argument("--words-per-segment", type=int, default=SPEECH_POLICY_DEFAULTS.words_per_element)
     parser.add_argument("--min-silence-ms", type=int, default=VadOptions.min_silence_ms)
-    parser.add_argument("--carry-tokens", type=int, default=SessionOptions.carry_tokens)
+    parser.add_argument("--carry-tokens", type=int, default=AsrSessionOptions.carry_tokens)
     args = parser.parse_args()
 
     from lsg_edge.speech.onnx_runtime import RuntimeOptions
@@ -114,7 +114,7 @@ def main() -> None:
             continue
         policy = replace(SPEECH_POLICY_DEFAULTS, name=name, delta=args.delta, alpha=args.alpha,
                          low_bound=args.low_bound, top_bound=args.top_bound, words_per_element=args.words_per_segment)
-        options = SessionOptions(language="en", policy=policy, segment_ms=args.segment_ms,
+        options = AsrSessionOptions(language="en", policy=policy, segment_ms=args.segment_ms,
                                  carry_tokens=args.carry_tokens, vad=VadOptions(min_silence_ms=args.min_silence_ms))
         label = {"offline": "offline (VAD windows)", "local-agreement": "LocalAgreement-2",
                  "lsg": f"LSG d={args.delta} a={args.alpha} L{args.low_bound}U{args.top_bound}"}[name]

@@ -7,7 +7,8 @@ Nothing is loaded or downloaded at import time; see `TranslationEngine.load`.
 from .errors import LsgEdgeError
 from .policy.options import PolicyOptions
 from .text.engine import TranslationEngine
-from .text.session import Commit, SessionOptions, TranslationSession
+from .events import Commit
+from .text.session import SessionOptions, TranslationSession
 
 __all__ = [
     "TranslationEngine",

@@ -165,13 +165,13 @@ class LsgSpeechAgent(_LsgAgent, SpeechToTextAgent):
         from lsg_edge.speech.engine import EncoderOptions, SpeechEngine
         from lsg_edge.speech.onnx_runtime import RuntimeOptions
         from lsg_edge.policy.options import SPEECH_POLICY_DEFAULTS
-        from lsg_edge.speech.session import SessionOptions
+        from lsg_edge.speech.session import AsrSessionOptions
         from lsg_edge.speech.vad import VadOptions
 
         policy = replace(SPEECH_POLICY_DEFAULTS, **_given(args, (
             "policy:name", "k", "delta", "alpha", "low_bound", "top_bound", "words_per_segment:words_per_element",
             "kl_direction", "draft_tokens")))
-        options = SessionOptions(language=args.language, task=args.task, policy=policy,
+        options = AsrSessionOptions(language=args.language, task=args.task, policy=policy,
                                  vad=VadOptions(**_given(args, ("min_silence_ms",))),
                                  **_given(args, ("segment_ms",)))
         runtime = RuntimeOptions(**_given(args, ("threads:n_threads", "device")))

@@ -18,7 +18,7 @@ from lsg_edge.speech.engine import EncoderOptions, SpeechEngine
 from lsg_edge.speech.loops import trim_repetition
 from lsg_edge.policy.options import SPEECH_POLICY_DEFAULTS
 from lsg_edge.policy.strategies import make_policy
-from lsg_edge.speech.session import SessionOptions
+from lsg_edge.speech.session import AsrSessionOptions
 from lsg_edge.speech.window import WindowDecoder
 from lsg_edge.speech.vad import EnergyVad
 from tests.helpers.markers import SPEECH, loads
@@ -38,11 +38,11 @@ def engine() -> SpeechEngine:
     return SpeechEngine.load("tiny.en", encoder_options=EncoderOptions(window="tight"))
 
 
-SEGMENT = SessionOptions().segment_samples
+SEGMENT = AsrSessionOptions().segment_samples
 
 
 def _stream(engine: SpeechEngine, audio: np.ndarray, **policy) -> list:
-    with engine.create_session(SessionOptions(policy=replace(SPEECH_POLICY_DEFAULTS, **policy))) as session:
+    with engine.create_session(AsrSessionOptions(policy=replace(SPEECH_POLICY_DEFAULTS, **policy))) as session:
         commits = []
         for block in file_blocks(audio):
             commits += session.push(block)
@@ -130,7 +130,7 @@ def test_committed_text_is_carried_into_the_next_windows_prompt(utterance, engin
     first, _ = utterance(1)
     second, _ = utterance(2)
     audio = np.concatenate([first, np.zeros(16_000 * 2, np.float32), second])
-    with engine.create_session(SessionOptions(carry_tokens=32)) as session:
+    with engine.create_session(AsrSessionOptions(carry_tokens=32)) as session:
         commits = [c for block in file_blocks(audio) for c in session.push(block)] + session.finish()
         carried = session._decoder.prompt  # the prompt the next window would start with
     task = engine.prompt(None, "transcribe")
@@ -174,7 +174,7 @@ def test_audio_files_of_any_rate_and_channels(utterance, tmp_path: Path) -> None
 
 def test_options_are_validated() -> None:
     with pytest.raises(OptionsError, match="--segment-ms"):
-        SessionOptions(segment_ms=10)
+        AsrSessionOptions(segment_ms=10)
     with pytest.raises(OptionsError, match="--policy"):
         replace(SPEECH_POLICY_DEFAULTS, name="wait-5")
     with pytest.raises(OptionsError, match="--encoder-window"):

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from ..policy.options import PolicyOptions
-from ..speech.session import SessionOptions
+from ..speech.session import AsrSessionOptions
 from .engine import AudioLlmEngine, AudioLlmOptions
 
 __all__ = ["load_for_asr"]
@@ -19,8 +19,8 @@ _RENAMED = {"name": "policy", "words_per_element": "words_per_segment"}
 _POLICY_FLAGS = {field: _RENAMED.get(field, field) for field in PolicyOptions.__dataclass_fields__}
 
 
-def load_for_asr(manifest: Path, options: SessionOptions, threads: int,
-                 ctx: click.Context | None = None) -> tuple[AudioLlmEngine, SessionOptions]:
+def load_for_asr(manifest: Path, options: AsrSessionOptions, threads: int,
+                 ctx: click.Context | None = None) -> tuple[AudioLlmEngine, AsrSessionOptions]:
     """The engine a manifest names, and the session options with the manifest's recommended policy
     settings in place of every policy flag the user did not give on the command line."""
     engine = AudioLlmEngine.load(manifest, AudioLlmOptions(n_threads=threads))

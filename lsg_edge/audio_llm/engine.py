@@ -4,7 +4,7 @@ It implements the ASR engine protocol (`lsg_edge.speech.asr_engine.AsrEngine`), 
 sessions, policies, VAD windows and loop guards run on an audio-LLM as on Whisper:
 
     with AudioLlmEngine.load("models/qwen2-audio.toml") as engine:
-        with engine.create_session(SessionOptions(language="fr", task="translate")) as session:
+        with engine.create_session(AsrSessionOptions(language="fr", task="translate")) as session:
             for block in blocks:                    # float32 mono 16 kHz
                 for commit in session.push(block): ...
             for commit in session.finish(): ...
@@ -31,7 +31,7 @@ from ..runtimes import import_onnxruntime
 from ..speech.features import SAMPLE_RATE_HZ
 from ..speech.loops import token_budget, trim_repetition
 from ..speech.onnx_runtime import RuntimeOptions
-from ..speech.session import AsrSession, SessionOptions
+from ..speech.session import AsrSession, AsrSessionOptions
 from .encoder import AudioEncoder
 from .manifest import AudioLlmManifest, load_audio_llm_manifest
 from .prompt import AUDIO_SLOT_TOKEN, build_prompt, stop_tokens
@@ -168,11 +168,11 @@ class AudioLlmEngine:
     def release_context(self, context: AudioLlmContext) -> None:
         self._idle.append(context)
 
-    def create_session(self, options: SessionOptions | None = None) -> AsrSession:
+    def create_session(self, options: AsrSessionOptions | None = None) -> AsrSession:
         """A new audio stream with the manifest's policy settings unless `options` are given
         (close it, or use `with`, to give its contexts back)."""
         if options is None:
-            options = SessionOptions(policy=self.policy_options())
+            options = AsrSessionOptions(policy=self.policy_options())
             if self.manifest.segment_ms is not None:
                 options = replace(options, segment_ms=self.manifest.segment_ms)
         return AsrSession(self, options)

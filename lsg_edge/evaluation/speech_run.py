@@ -126,7 +126,7 @@ def evaluate_speech(
     from ..policy.options import SPEECH_POLICY_DEFAULTS
     from ..speech.engine import SpeechEngine
     from ..speech.onnx_runtime import RuntimeOptions
-    from ..speech.session import SessionOptions
+    from ..speech.session import AsrSessionOptions
     from .instance import write_instances
     from .report import format_table, write_scores
     from .scoring import latency_scores, quality_scores
@@ -136,7 +136,7 @@ def evaluate_speech(
     policy = replace(SPEECH_POLICY_DEFAULTS, name=flags.get("policy") or SPEECH_POLICY_DEFAULTS.name,
                      **{k: flags[k] for k in keys if flags.get(k) is not None})
     # English recognition (the manifests here are LibriSpeech); --src/--tgt are the text pair's.
-    options = SessionOptions(policy=policy)
+    options = AsrSessionOptions(policy=policy)
     # --threads is onnxruntime's here (default: the cores, up to 4), as `lsg-edge asr --threads`.
     engine = SpeechEngine.load(speech_model, RuntimeOptions(n_threads=flags.get("threads") or 0))
     instances, wall_s = run_speech(lambda: engine.create_session(options), items, progress)

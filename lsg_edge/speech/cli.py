@@ -22,14 +22,14 @@ from ..policy.options import POLICY_NAMES, SPEECH_POLICY_DEFAULTS, PolicyOptions
 from .engine import ENCODER_WINDOWS, EncoderOptions
 from .models import PRECISIONS
 from .onnx_runtime import RuntimeOptions
-from .session import SessionOptions
+from .session import AsrSessionOptions
 from .vad import VadOptions
 
 __all__ = ["asr_command"]
 
 
 _POLICY = SPEECH_POLICY_DEFAULTS
-_SESSION = SessionOptions()
+_SESSION = AsrSessionOptions()
 
 
 @click.command(name="asr")
@@ -85,7 +85,7 @@ def asr_command(audio: Path | None, mic: bool, mic_device: str | None, realtime:
     if mic == (audio is not None):
         raise InputError("give either an AUDIO file or --mic")
     device, mic_device = _devices(device, compute_device, mic_device)
-    options = SessionOptions(
+    options = AsrSessionOptions(
         language=language,
         task=task,
         policy=PolicyOptions(name=policy, k=k, delta=delta, alpha=alpha, low_bound=low_bound, top_bound=top_bound,

@@ -22,7 +22,7 @@ from .onnx_runtime import EncodedAudio, RuntimeOptions, WhisperRuntime
 from .vocab import TokenFilter, WhisperVocabulary
 
 if TYPE_CHECKING:
-    from .session import AsrSession, SessionOptions
+    from .session import AsrSession, AsrSessionOptions
 
 __all__ = ["EncoderOptions", "SpeechEngine", "ENCODER_WINDOWS", "WHISPER_TEXT_CTX"]
 
@@ -106,11 +106,11 @@ class SpeechEngine:
     def release_context(self, context: WhisperDecoderContext) -> None:
         pass
 
-    def create_session(self, options: "SessionOptions | None" = None) -> "AsrSession":
+    def create_session(self, options: "AsrSessionOptions | None" = None) -> "AsrSession":
         """A new audio stream over this engine (close it, or use `with`)."""
-        from .session import AsrSession, SessionOptions
+        from .session import AsrSession, AsrSessionOptions
 
-        return AsrSession(self, options or SessionOptions())
+        return AsrSession(self, options or AsrSessionOptions())
 
     def close(self) -> None:
         """Nothing to free beyond what garbage collection does; here for the engine protocol."""

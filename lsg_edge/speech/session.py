@@ -1,7 +1,7 @@
 """One audio stream being captioned: windows, voice activity, and the committed-word events.
 
     engine = SpeechEngine.load("base")
-    with engine.create_session(SessionOptions(language="en")) as session:
+    with engine.create_session(AsrSessionOptions(language="en")) as session:
         for block in blocks:                   # float32 mono 16 kHz, any block size
             for commit in session.push(block):
                 print(commit.separator + commit.text, end="", flush=True)
@@ -33,7 +33,7 @@ from .features import SAMPLE_RATE_HZ
 from .vad import EnergyVad, VadOptions
 from .window import WindowDecoder
 
-__all__ = ["SessionOptions", "AsrSession"]
+__all__ = ["AsrSessionOptions", "AsrSession"]
 
 # Silence kept after the last voiced frame when a window is cut at a pause, ms: a short tail helps
 # Whisper end the last word, more only invites hallucination.
@@ -44,7 +44,7 @@ MAX_CARRY_TOKENS = 223
 
 
 @dataclass(frozen=True)
-class SessionOptions:
+class AsrSessionOptions:
     """What to recognise and how to stream it."""
 
     language: str | None = None  # spoken language code (multilingual models); None = English
@@ -71,7 +71,7 @@ class AsrSession:
     """Per-stream state over a shared `AsrEngine` (see module docstring); `close()` (or `with`)
     gives the engine's contexts back."""
 
-    def __init__(self, engine: AsrEngine, options: SessionOptions = SessionOptions()) -> None:
+    def __init__(self, engine: AsrEngine, options: AsrSessionOptions = AsrSessionOptions()) -> None:
         self.engine = engine
         self.options = options
         self._policy = make_policy(options.policy)
