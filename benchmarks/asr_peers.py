@@ -309,8 +309,9 @@ def run_peer(system: str, args, items, ct2_dir: Path, checkpoint: Path | None) -
 
 
 def run_ours(policy: str, args, manifest: Path) -> None:
-    # The CPU clock: `lsg-edge eval` times commits and utterances with time.time / time.perf_counter.
-    cpu_clock = "import time; time.time = time.perf_counter = time.process_time; " if args.clock == "cpu" else ""
+    # The CPU clock: `lsg-edge eval` times commits and utterances with the time module's clocks.
+    cpu_clock = ("import time; time.time = time.perf_counter = time.monotonic = time.process_time; "
+                 if args.clock == "cpu" else "")
     command = [sys.executable, "-P", "-c", cpu_clock + "from lsg_edge.cli import main; main()", "eval",
                "--audio-manifest", str(manifest), "--limit", str(args.n), "--policy", policy,
                "--threads", str(args.threads), "--speech-model", args.model, "--no-progress",
