@@ -1,6 +1,6 @@
 """CPU cost of the translation adapter: base vs merged copy vs llama.cpp runtime LoRA, one run.
 
-    python benchmarks/adapter_speed.py --data $DATA --lora translate-lora-f16.gguf --limit 30
+    python benchmarks/adapter_speed.py --data $DATA --lora translate-lora-f16.gguf --limit 30 [--merged merged-q8_0.gguf]
 
 Each variant translates the same first N sentences of wmt15-deen-dev offline with one thread, and
 the figure is CPU time (time.process_time) per sentence, so other jobs on a shared machine slow
@@ -42,17 +42,23 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--lora", type=Path, required=True, help="the adapter as a llama.cpp LoRA GGUF")
     parser.add_argument("--limit", type=int, default=30)
+    parser.add_argument("--merged", type=Path, action="append", default=[],
+                        help="another merged GGUF to compare (e.g. a Q8_0 merge), repeatable")
+    parser.add_argument("--skip-runtime", action="store_true", help="leave the runtime LoRA out")
     args = parser.parse_args()
     sources = (args.data / "wmt15-deen-dev" / "de.txt").read_text(encoding="utf-8").splitlines()[: args.limit]
 
     tuned = load_manifest("gemma3-270m-translate")
     base_path = resolve_gguf(load_manifest("gemma3-270m"))
     variants = {
-        "base (few-shot prompt)": (load_manifest("gemma3-270m"), {}, "few-shot"),
         "base (instruction prompt)": (load_manifest("gemma3-270m"), {}, "instruction"),
         "merged adapter": (tuned, {}, "instruction"),
         "runtime LoRA": (tuned.with_gguf(base_path), {"lora_path": args.lora}, "instruction"),
     }
+    if args.skip_runtime:
+        del variants["runtime LoRA"]
+    for path in args.merged:
+        variants[f"merged {path.name}"] = (tuned.with_gguf(path), {}, "instruction")
     print(f"# {len(sources)} sentences, offline, 1 thread, CPU seconds per sentence")
     print(f"{'variant':<28}{'cpu s/sent':>11}{'tokens':>9}{'×base':>7}")
     reference = None

@@ -127,3 +127,21 @@ def test_an_adapter_is_built_one_way(files: dict) -> None:
 
     with pytest.raises(ModelError, match="exactly one of merged_file and lora_file"):
         ModelManifest(name="x", adapter="gemma3-270m-translate", **files)
+
+
+@pytest.mark.slow
+@pytest.mark.model
+def test_the_translation_tuned_model_translates(default_gguf: Path, wmt_pairs) -> None:
+    """The tuned manifest end to end: its adapter built into the cache on first use, then LSG with
+    the manifest's settings on real sentences (the model every user of the manifest gets)."""
+    from lsg_edge import TranslationEngine
+
+    with TranslationEngine.load("gemma3-270m-translate", n_threads=2) as engine:
+        session = engine.create_session("de", "en")
+        outputs = []
+        for source, _ in wmt_pairs[:3]:
+            commits = [c for word in source.split() for c in session.push(word)] + session.finish()
+            outputs.append(" ".join(c.text for c in commits if c.text))
+    assert engine.manifest.merged_type == "Q8_0"
+    assert all(outputs), outputs
+    assert "Tokyo" in outputs[0] and ("India" in outputs[0] or "Indian" in outputs[0]), outputs[0]
