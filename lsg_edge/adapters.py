@@ -21,6 +21,7 @@ import tempfile
 import warnings
 from importlib import resources
 from pathlib import Path
+from typing import Callable
 
 from .assets import file_fingerprint
 from .errors import ModelError
@@ -61,19 +62,18 @@ def _mark_built(target: Path, expected: str) -> None:
     target.with_name(target.name + ".verified").write_text(expected + file_fingerprint(target) + "\n")
 
 
-def runtime_adapter_gguf(base: Path, adapter: Path, target: Path) -> Path:
-    """`target`: the PEFT `adapter` as a float16 llama.cpp LoRA GGUF for `base`, built once."""
-    from .convert.lora_to_gguf import LoraGgufOptions, lora_to_gguf
-
+def _build_once(base: Path, adapter: Path, target: Path, what: str, build: Callable[[Path], Path]) -> Path:
+    """`target`, built by `build(work_dir) -> file` unless a stamp shows it was built from this very
+    adapter and base and is intact."""
     expected = _stamp(base, adapter)
     if _is_built(target, expected):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    print(f"lsg-edge: building {target.name} from the packaged adapter (first use, a few seconds)", file=sys.stderr)
-    with tempfile.TemporaryDirectory(prefix=".lora-", dir=target.parent) as work:
-        built = Path(work) / "lora.gguf"
+    print(f"lsg-edge: building {target.name} {what} (first use)", file=sys.stderr)
+    # Unique temporary names: two first runs at once must not write into each other's files.
+    with tempfile.TemporaryDirectory(prefix=".adapter-", dir=target.parent) as work:
         try:
-            lora_to_gguf(LoraGgufOptions(base, adapter, built, out_type="f16", progress=False))
+            built = build(Path(work))
         except OSError as e:
             raise ModelError(f"could not build {target} from its adapter: {e}") from e
         os.replace(built, target)
@@ -81,33 +81,33 @@ def runtime_adapter_gguf(base: Path, adapter: Path, target: Path) -> Path:
     return target
 
 
+def runtime_adapter_gguf(base: Path, adapter: Path, target: Path) -> Path:
+    """`target`: the PEFT `adapter` as a float16 llama.cpp LoRA GGUF for `base`, built once."""
+    from .convert.lora_to_gguf import LoraGgufOptions, lora_to_gguf
+
+    def build(work: Path) -> Path:
+        lora_to_gguf(LoraGgufOptions(base, adapter, work / "lora.gguf", out_type="f16", progress=False))
+        return work / "lora.gguf"
+
+    return _build_once(base, adapter, target, "from the packaged adapter (a few seconds)", build)
+
+
 def merged_adapter_gguf(base: Path, adapter: Path, target: Path, quant_type: str = "Q4_K_M") -> Path:
     """`target`: `base` with the PEFT `adapter` merged in and quantized to `quant_type`, built once.
 
     The merge dequantizes a quantized base (the adapter was trained against those very weights, so
-    nothing is lost that the base did not already lose) and the quantizer brings it back to the
-    base's size and speed.
+    nothing is lost that the base did not already lose) and the quantizer brings it back to a
+    quantized size; a type finer than the base's keeps more of the adapter's small update.
     """
     from .convert.merge_lora import ConversionWarning, MergeOptions, merge_lora
     from .convert.quantize import QuantizeOptions, quantize
 
-    expected = _stamp(base, adapter)
-    if _is_built(target, expected):
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    print(f"lsg-edge: building {target.name} from its base and packaged adapter (first use, about a minute)", file=sys.stderr)
-    # Unique temporary names: two first runs at once must not write into each other's files.
-    with tempfile.TemporaryDirectory(prefix=".merge-", dir=target.parent) as work:
-        merged = Path(work) / "merged-f16.gguf"
-        quantized = Path(work) / "merged.gguf"
-        try:
-            with warnings.catch_warnings():
-                # The dequantized-base warning is expected here: the adapter was trained on it.
-                warnings.simplefilter("ignore", ConversionWarning)
-                merge_lora(MergeOptions(base, adapter, merged, progress=False))
-            quantize(QuantizeOptions(merged, quantized, quant_type, progress=False))
-        except OSError as e:
-            raise ModelError(f"could not build {target} from its adapter: {e}") from e
-        os.replace(quantized, target)
-    _mark_built(target, expected)
-    return target
+    def build(work: Path) -> Path:
+        with warnings.catch_warnings():
+            # The dequantized-base warning is expected here: the adapter was trained on it.
+            warnings.simplefilter("ignore", ConversionWarning)
+            merge_lora(MergeOptions(base, adapter, work / "merged-f16.gguf", progress=False))
+        quantize(QuantizeOptions(work / "merged-f16.gguf", work / "merged.gguf", quant_type, progress=False))
+        return work / "merged.gguf"
+
+    return _build_once(base, adapter, target, "from its base and packaged adapter (about two minutes)", build)

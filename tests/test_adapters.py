@@ -19,12 +19,18 @@ def _tensor(path: Path, name: str) -> np.ndarray:
     return gguf.quants.dequantize(tensor.data, tensor.tensor_type).reshape([int(d) for d in reversed(tensor.shape)])
 
 
-def test_merged_once_then_reused_and_rebuilt_for_a_new_adapter(tmp_path: Path) -> None:
+def _tiny_base_and_adapter(tmp_path: Path, weight_seed: int, adapter_seed: int):
+    """A tiny Gemma 3 GGUF and a rank-4 PEFT adapter for it: (spec, weights, base, adapter, deltas)."""
     spec = tiny_spec("gemma3")
-    weights = make_hf_weights(spec, seed=5)
+    weights = make_hf_weights(spec, seed=weight_seed)
     base = write_tiny_gguf(spec, weights, tmp_path / "base.gguf")
     adapter = tmp_path / "adapter"
-    deltas = write_peft_adapter(spec, AdapterSpec(r=4, seed=2), adapter)
+    deltas = write_peft_adapter(spec, AdapterSpec(r=4, seed=adapter_seed), adapter)
+    return spec, weights, base, adapter, deltas
+
+
+def test_merged_once_then_reused_and_rebuilt_for_a_new_adapter(tmp_path: Path) -> None:
+    spec, weights, base, adapter, deltas = _tiny_base_and_adapter(tmp_path, 5, 2)
     target = tmp_path / "cache" / "tuned.gguf"
 
     built = merged_adapter_gguf(base, adapter, target, quant_type="Q8_0")
@@ -96,11 +102,7 @@ def test_runtime_lora_once_then_reused_and_its_scores_equal_the_exact_merge(tmp_
     from lsg_edge.adapters import runtime_adapter_gguf
     from lsg_edge.backends.llama import LlamaModel, LlamaOptions
 
-    spec = tiny_spec("gemma3")
-    weights = make_hf_weights(spec, seed=7)
-    base = write_tiny_gguf(spec, weights, tmp_path / "base.gguf")
-    adapter = tmp_path / "adapter"
-    deltas = write_peft_adapter(spec, AdapterSpec(r=4, seed=4), adapter)
+    spec, weights, base, adapter, deltas = _tiny_base_and_adapter(tmp_path, 7, 4)
     target = tmp_path / "cache" / "tuned-lora.gguf"
 
     built = runtime_adapter_gguf(base, adapter, target)
