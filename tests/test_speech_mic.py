@@ -23,6 +23,7 @@ import soxr
 
 from lsg_edge.speech.audio_io import read_audio
 from lsg_edge.evaluation.scoring import word_error_rate
+from tests.helpers.interrupt import default_sigint
 
 REFERENCE = "TO SAY UNTO VIRGILIUS NOT A DRACHM OF BLOOD REMAINS IN ME THAT DOES NOT TREMBLE I KNOW THE TRACES OF THE ANCIENT FLAME"
 DEVICE_RATE_HZ = 44_100
@@ -60,7 +61,8 @@ def file_microphone(tmp_path: Path, data_dir: Path) -> dict[str, str]:
 def test_mic_captions_are_committed_live_and_ctrl_c_stops_cleanly(file_microphone: dict[str, str]) -> None:
     command = [sys.executable, "-c", "from lsg_edge.cli import main; main()", "asr", "--mic", "--json",
                "--model", "tiny.en"]
-    process = subprocess.Popen(command, env=file_microphone, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, env=file_microphone, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=default_sigint)
     # Lines are read on a thread so that a capture that hangs fails the test instead of blocking it.
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()

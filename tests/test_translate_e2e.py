@@ -14,6 +14,7 @@ import sacrebleu
 
 from lsg_edge import PolicyOptions, SessionOptions
 from lsg_edge.text.source import split_words
+from tests.helpers.interrupt import default_sigint
 
 CLI = [sys.executable, "-m", "lsg_edge.cli"]
 SENTENCE = "Die Polizei sucht nach Zeugen des Unfalls auf der Autobahn."
@@ -150,7 +151,8 @@ def test_cli_closed_stdout_exits_cleanly(default_gguf):
 
 def test_cli_ctrl_c_flushes_committed_words_and_exits(default_gguf):
     process = subprocess.Popen(CLI + ["translate", "--stdin", "--policy", "wait-k", "--k", "1"],
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               preexec_fn=default_sigint)
     process.stdin.write(b"Die Polizei sucht nach Zeugen ")
     process.stdin.flush()
     deadline = time.monotonic() + 120
