@@ -43,8 +43,7 @@ class WindowDecoder:
         self.prompt = prompt
         self.policy = policy
         self.segment_samples = segment_samples
-        self.full: AudioContext = engine.acquire_context(prompt)
-        self.baseline: AudioContext | None = engine.acquire_context(prompt) if policy.name == "lsg" else None
+        self._acquire_contexts()
         self._encoded: dict[int, object] = {}  # n_samples → encoder output, this window
         self.reset()
 
@@ -57,12 +56,18 @@ class WindowDecoder:
             # A context is made for one prompt (Whisper's first output position depends on it).
             self.close()
             self.prompt = prompt
-            self.full = self.engine.acquire_context(prompt)
-            self.baseline = self.engine.acquire_context(prompt) if self.policy.name == "lsg" else None
+            self._acquire_contexts()
         self.committed: list[int] = []  # tokens committed in this window
         self.n_words = 0  # words committed in this window
         self.guess: list[int] = []  # the last draft's uncommitted tokens
         self._encoded.clear()
+
+    def _acquire_contexts(self) -> None:
+        """The full-prefix context, and the wait-1 baseline's when the policy tests against it."""
+        self.full: AudioContext | None = self.engine.acquire_context(self.prompt)
+        self.baseline: AudioContext | None = (
+            self.engine.acquire_context(self.prompt) if self.policy.name == "lsg" else None
+        )
 
     def close(self) -> None:
         """Give the contexts back to the engine."""
