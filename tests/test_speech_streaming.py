@@ -19,7 +19,8 @@ from lsg_edge.speech.loops import trim_repetition
 from lsg_edge.policy.options import SPEECH_POLICY_DEFAULTS
 from lsg_edge.policy.strategies import make_policy
 from lsg_edge.speech.session import AsrSessionOptions
-from lsg_edge.speech.window import WindowDecoder
+from lsg_edge.policy.drafting import Draft
+from lsg_edge.speech.window import WindowDecoder, hold_back_edge
 from lsg_edge.speech.vad import EnergyVad
 from tests.helpers.markers import SPEECH, loads
 
@@ -74,6 +75,34 @@ def test_lsg_commits_whole_words_within_the_range_constraint(utterance, engine: 
     final = committed_text + engine.vocab.text(decoder.finish(audio))
     assert engine.vocab.text(decoder.committed) == final
     assert len(final.split()) >= len(reference.split()) - 3
+
+
+def test_hold_back_edge_drops_the_last_words_of_an_ended_draft() -> None:
+    tokens = [10, 11, 12, 13, 14]  # three words: [10, 11] [12] [13, 14]
+    starts = np.array([True, False, True, True, False])
+    # The first token of the first held word stays: it marks where the last offered word ends.
+    assert hold_back_edge(Draft(tokens, ended=True), starts, 2) == Draft([10, 11, 12], ended=False)
+    assert hold_back_edge(Draft(tokens, ended=True), starts, 1) == Draft([10, 11, 12, 13], ended=False)
+    assert hold_back_edge(Draft(tokens, ended=True), starts, 4) == Draft([10], ended=False)
+    # A draft that stopped before the end of the audio has no edge in it.
+    assert hold_back_edge(Draft(tokens, ended=False), starts, 2) == Draft(tokens, ended=False)
+
+
+@pytest.mark.parametrize("edge_words", [1, 3])
+def test_words_at_the_edge_of_the_audio_wait_for_more_audio(utterance, engine: SpeechEngine, edge_words: int) -> None:
+    audio, _ = utterance(0)
+    # Every position passes and the bounds allow every word: only the edge holds words back.
+    options = replace(SPEECH_POLICY_DEFAULTS, delta=0.0, alpha=0.0, words_per_element=8, draft_tokens=64)
+    decoder = WindowDecoder(engine, engine.prompt(None, "transcribe"), options, SEGMENT, edge_words)
+    policy, checked = make_policy(options), 0
+    for j in range(1, audio.size // SEGMENT + 1):
+        written = decoder.step(policy, audio, j)
+        # What Whisper now hears after the committed words: after a write, exactly the held words.
+        remainder = decoder.draft(64)
+        if written and remainder.ended:
+            assert int(decoder.starts(remainder.tokens).sum()) == edge_words, f"segment {j}"
+            checked += 1
+    assert checked >= 5
 
 
 def test_lsg_reads_when_nothing_passes_until_forced(utterance, engine: SpeechEngine) -> None:
@@ -175,6 +204,8 @@ def test_audio_files_of_any_rate_and_channels(utterance, tmp_path: Path) -> None
 def test_options_are_validated() -> None:
     with pytest.raises(OptionsError, match="--segment-ms"):
         AsrSessionOptions(segment_ms=10)
+    with pytest.raises(OptionsError, match="--edge-words"):
+        AsrSessionOptions(edge_words=0)
     with pytest.raises(OptionsError, match="--policy"):
         replace(SPEECH_POLICY_DEFAULTS, name="wait-5")
     with pytest.raises(OptionsError, match="--encoder-window"):

@@ -66,6 +66,8 @@ _SESSION = AsrSessionOptions()
 @click.option("--compute-device", hidden=True, help="Old spelling of --device.")
 @click.option("--carry-tokens", type=int, default=_SESSION.carry_tokens, show_default=True,
               help="Committed tokens carried into the next window's prompt (Whisper's previous-text conditioning).")
+@click.option("--edge-words", type=int, default=_SESSION.edge_words, show_default=True,
+              help="Words at the end of the audio heard so far held back until more audio follows them.")
 @click.option("--min-silence-ms", type=int, default=VadOptions.min_silence_ms, show_default=True,
               help="A pause this long ends a window (everything in it is committed).")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
@@ -77,7 +79,7 @@ def asr_command(audio: Path | None, mic: bool, mic_device: str | None, realtime:
                 task: str, language: str | None, policy: str, segment_ms: int, k: int, delta: float, alpha: float,
                 low_bound: int, top_bound: int, words_per_segment: int, kl_direction: str, draft_tokens: int,
                 encoder_window: str, encoder_pad_ms: int, device: str, compute_device: str | None,
-                carry_tokens: int, min_silence_ms: int, precision: str, threads: int, manifest: Path | None) -> None:
+                carry_tokens: int, edge_words: int, min_silence_ms: int, precision: str, threads: int, manifest: Path | None) -> None:
     """Stream speech recognition (or X→English translation) with LSG, from AUDIO or --mic."""
     from .audio_io import MicrophoneStream, file_blocks, read_audio
     from .engine import SpeechEngine
@@ -93,6 +95,7 @@ def asr_command(audio: Path | None, mic: bool, mic_device: str | None, realtime:
                              draft_tokens=draft_tokens),
         segment_ms=segment_ms,
         carry_tokens=carry_tokens,
+        edge_words=edge_words,
         vad=VadOptions(min_silence_ms=min_silence_ms),
     )
     blocks: Iterable[np.ndarray]

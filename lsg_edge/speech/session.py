@@ -41,6 +41,8 @@ WINDOW_TAIL_MS = 200
 # Whisper conditions on at most half its text context of previous tokens (openai/whisper does the
 # same); the rest is the transcript's.
 MAX_CARRY_TOKENS = 223
+# More than a few words held back is a lag of seconds: use a larger --low-bound instead.
+MAX_EDGE_WORDS = 8
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,9 @@ class AsrSessionOptions:
     # Committed tokens carried into the next window's prompt (Whisper's conditioning on previous
     # text, which keeps names and style across pauses); 0 = every window starts afresh.
     carry_tokens: int = 0
+    # Words at the end of a hypothesis that reaches the end of the audio heard so far, held back until
+    # more audio follows them (`window` module docstring); 1 holds back only the unfinished last word.
+    edge_words: int = 3
     vad: VadOptions = field(default_factory=VadOptions)
 
     def __post_init__(self) -> None:
@@ -61,6 +66,8 @@ class AsrSessionOptions:
             raise OptionsError(f"--segment-ms must be within 100…5000, got {self.segment_ms}")
         if not 0 <= self.carry_tokens <= MAX_CARRY_TOKENS:
             raise OptionsError(f"--carry-tokens must be within 0…{MAX_CARRY_TOKENS}, got {self.carry_tokens}")
+        if not 1 <= self.edge_words <= MAX_EDGE_WORDS:
+            raise OptionsError(f"--edge-words must be within 1…{MAX_EDGE_WORDS}, got {self.edge_words}")
 
     @property
     def segment_samples(self) -> int:
@@ -76,7 +83,8 @@ class AsrSession:
         self.options = options
         self._policy = make_policy(options.policy)
         self._task_prompt = engine.prompt(options.language, options.task)
-        self._decoder = WindowDecoder(engine, self._task_prompt, options.policy, options.segment_samples)
+        self._decoder = WindowDecoder(engine, self._task_prompt, options.policy, options.segment_samples,
+                                      options.edge_words)
         self._vad = EnergyVad(options.vad)
         self._frame = self._vad._frame
         self._reset_stream()

@@ -9,8 +9,12 @@ For LSG the two distributions are:
   full context  = the decoder over the encoder output of all j segments read;
   baseline      = the decoder over the first min(i+1, j) segments, i = words committed in the window
                   (its encoder output changes only when a word is committed, and is cached).
-What is audio-specific stays here: the per-window encoder cache, the draft budget of a window and
-the guards against Whisper's repetition loops.
+What is audio-specific stays here: the per-window encoder cache, the draft budget of a window, the
+guards against Whisper's repetition loops, and the *edge hold-back*: Whisper ends its transcript
+where the audio heard so far ends, and transcribes the words it heard only in part there with
+confidence, often wrongly ("scrubbed" heard as "grabbed" before its end arrives). So the last
+`edge_words` words of a draft that reached the end of the audio are not offered to the policy
+until more audio has come after them (the last one never was: nothing marked where it ends).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from .asr_engine import AsrEngine, AudioContext
 from .features import SAMPLE_RATE_HZ
 from .loops import first_repeat, token_budget, trim_repetition
 
-__all__ = ["WindowDecoder", "SegmentView"]
+__all__ = ["WindowDecoder", "SegmentView", "hold_back_edge"]
 
 # Encoder outputs kept per window: a decision asks for the full prefix and the baseline prefix,
 # and only the latest lengths are ever asked for again.
@@ -38,11 +42,13 @@ class WindowDecoder:
     """Committed tokens, the last draft and encoder outputs of the open window, over two contexts
     (the full prefix, and the wait-1 baseline when the policy needs one)."""
 
-    def __init__(self, engine: AsrEngine, prompt: list[int], policy: PolicyOptions, segment_samples: int) -> None:
+    def __init__(self, engine: AsrEngine, prompt: list[int], policy: PolicyOptions, segment_samples: int,
+                 edge_words: int = 1) -> None:
         self.engine = engine
         self.prompt = prompt
         self.policy = policy
         self.segment_samples = segment_samples
+        self.edge_words = edge_words  # words at the end of the heard audio held back (module docstring)
         self._acquire_contexts()
         self._encoded: dict[int, object] = {}  # n_samples → encoder output, this window
         self.reset()
@@ -139,6 +145,21 @@ class WindowDecoder:
         return word_starts(self.pieces(tokens), at_target_start=not self.committed)
 
 
+def hold_back_edge(draft: Draft, starts: np.ndarray, n_words: int) -> Draft:
+    """`draft` without its last `n_words` words if it reached the end of the audio heard so far
+    (`draft.ended`), as a draft that did not end; otherwise `draft` itself. `starts`: bool per token,
+    whether it begins a word.
+
+    The first token of the first held-back word stays, so that the policy sees where the last word
+    it may write ends (a cut falls only before a word's first token); that token itself can never
+    be written, as no word start follows it."""
+    if not draft.ended or n_words == 0:
+        return draft
+    first_tokens = np.flatnonzero(starts)
+    keep = int(first_tokens[-n_words]) if n_words <= first_tokens.size else 0
+    return draft.cut(keep + 1)
+
+
 class SegmentView:
     """The `policy.strategies.DecisionView` of a window after `n_segments` segments were read;
     remembers the draft it made."""
@@ -162,10 +183,15 @@ class SegmentView:
         has_enough = word_limit(lambda token: d.engine.vocab.piece(token)[:1].isspace(), max_words)
 
         def stop(tokens: list[int], row: np.ndarray) -> bool:
-            return (should_stop is not None and should_stop(tokens, row)) or has_enough(tokens)
+            # The policy's early stop is not taken: which words lie at the edge of the audio is known
+            # only once the draft reaches Whisper's end of transcript. The policy still sees (and
+            # tests) every token as it is drafted.
+            if should_stop is not None:
+                should_stop(tokens, row)
+            return has_enough(tokens)
 
         self.last_draft = d.draft(d.policy.draft_tokens, d.guess, should_stop=stop)
-        return self.last_draft
+        return hold_back_edge(self.last_draft, d.starts(self.last_draft.tokens), d.edge_words)
 
     def hypothesis(self) -> Draft:
         d = self._decoder
