@@ -26,7 +26,7 @@ __all__ = [
     "GENERIC_TEXT_MANIFEST",
 ]
 
-DEFAULT_TEXT_MANIFEST = "gemma3-270m"  # the embedded default model
+DEFAULT_TEXT_MANIFEST = "gemma3-270m-translate"  # the embedded default: the base + its packaged translation LoRA
 GENERIC_TEXT_MANIFEST = "generic"  # a user GGUF given without a manifest
 PROMPT_STYLES = ("auto", "few-shot", "instruction", "chat")
 

@@ -145,7 +145,7 @@ def test_cli_closed_stdout_exits_cleanly(default_gguf):
     text = (SENTENCE + "\n") * 3
     shell = f"{' '.join(CLI)} translate --stdin --policy wait-k | head -c 3"
     result = subprocess.run(["bash", "-c", shell], input=text.encode(), capture_output=True, timeout=300)
-    assert result.stdout == b"The"
+    assert len(result.stdout) == 3 and result.stdout[:1].isupper()  # the first sentence's start
     assert b"Traceback" not in result.stderr
 
 

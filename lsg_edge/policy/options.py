@@ -49,7 +49,9 @@ class PolicyOptions:
 
 # Speech's defaults differ from text's where audio differs: a 640 ms segment holds ~1.7 spoken
 # words, so it counts as 2 (with 1 the lower bound alone lets the lag grow without limit on
-# ordinary speech); δ = 7 is the paper's speech setting; α = 0.8 because at 0.5 (the paper's) Whisper's
-# guesses at half-heard words pass the confidence test. Text defaults are the dataclass's, refined
-# per language pair by the model manifests.
-SPEECH_POLICY_DEFAULTS = PolicyOptions(delta=7.0, alpha=0.8, words_per_element=2)
+# ordinary speech); δ = 7 is the paper's speech setting; α = 0.7 with the session's edge hold-back
+# of 2 words (`speech.session.AsrSessionOptions.edge_words`): Whisper's confident guesses at
+# half-heard words are held back there, and a lower α then costs little accuracy (α 0.6: −80 ms
+# AL, +0.1 WER on librispeech-dev; BENCHMARKS.md, "Speech"). Text defaults are the dataclass's,
+# refined per language pair by the model manifests.
+SPEECH_POLICY_DEFAULTS = PolicyOptions(delta=7.0, alpha=0.7, words_per_element=2)

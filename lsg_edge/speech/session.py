@@ -58,7 +58,7 @@ class AsrSessionOptions:
     carry_tokens: int = 0
     # Words at the end of a hypothesis that reaches the end of the audio heard so far, held back until
     # more audio follows them (`window` module docstring); 1 holds back only the unfinished last word.
-    edge_words: int = 3
+    edge_words: int = 2
     vad: VadOptions = field(default_factory=VadOptions)
 
     def __post_init__(self) -> None:

@@ -183,12 +183,11 @@ class SegmentView:
         has_enough = word_limit(lambda token: d.engine.vocab.piece(token)[:1].isspace(), max_words)
 
         def stop(tokens: list[int], row: np.ndarray) -> bool:
-            # The policy's early stop is not taken: which words lie at the edge of the audio is known
-            # only once the draft reaches Whisper's end of transcript. The policy still sees (and
-            # tests) every token as it is drafted.
-            if should_stop is not None:
-                should_stop(tokens, row)
-            return has_enough(tokens)
+            policy_done = should_stop is not None and should_stop(tokens, row)
+            # Holding back more than the unfinished last word, the policy's early stop is not
+            # taken: which words lie at the edge of the audio is known only once the draft reaches
+            # the end of transcript. The policy still sees (and tests) every token as it is drafted.
+            return (policy_done and d.edge_words <= 1) or has_enough(tokens)
 
         self.last_draft = d.draft(d.policy.draft_tokens, d.guess, should_stop=stop)
         return hold_back_edge(self.last_draft, d.starts(self.last_draft.tokens), d.edge_words)
