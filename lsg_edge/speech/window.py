@@ -182,14 +182,20 @@ class SegmentView:
         d.full.set_audio(d.encode(self._read_audio()))
         has_enough = word_limit(lambda token: d.engine.vocab.piece(token)[:1].isspace(), max_words)
 
+        # The unfinished last word is never written anyway (no boundary follows it): only holding
+        # back more needs to know where the edge is.
+        holding_back = d.edge_words > 1
+
         def stop(tokens: list[int], row: np.ndarray) -> bool:
             policy_done = should_stop is not None and should_stop(tokens, row)
-            # Holding back more than the unfinished last word, the policy's early stop is not
-            # taken: which words lie at the edge of the audio is known only once the draft reaches
-            # the end of transcript. The policy still sees (and tests) every token as it is drafted.
-            return (policy_done and d.edge_words <= 1) or has_enough(tokens)
+            # Holding back, the policy's early stop is not taken: which words lie at the edge of the
+            # audio is known only once the draft reaches the end of transcript. The policy still
+            # sees (and tests) every token as it is drafted.
+            return (policy_done and not holding_back) or has_enough(tokens)
 
         self.last_draft = d.draft(d.policy.draft_tokens, d.guess, should_stop=stop)
+        if not holding_back:
+            return self.last_draft
         return hold_back_edge(self.last_draft, d.starts(self.last_draft.tokens), d.edge_words)
 
     def hypothesis(self) -> Draft:
