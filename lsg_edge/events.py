@@ -7,7 +7,11 @@ import json
 from dataclasses import dataclass
 from typing import TextIO
 
-__all__ = ["Commit", "PlainTextWriter", "JsonLinesWriter", "commit_writer"]
+__all__ = ["Commit", "Tentative", "STREAMS", "PlainTextWriter", "JsonLinesWriter", "commit_writer"]
+
+# Which words an event carries: "source" = the spoken (or typed) language itself, as captions;
+# "target" = the translation of the source stream.
+STREAMS = ("source", "target")
 
 
 @dataclass(frozen=True)
@@ -28,16 +32,44 @@ class Commit:
     n_words: int  # target words in `text`
     sentence_end: bool = False  # the last commit of its sentence
     wall_time_s: float = 0.0  # time.monotonic() when committed, s
+    stream: str = "source"  # one of STREAMS
+    audio_ms: int | None = None  # audio time the words depend on, ms since the stream started; None for text
+
+    def __post_init__(self) -> None:
+        if self.stream not in STREAMS:
+            raise ValueError(f"stream must be one of {STREAMS}, got {self.stream!r}")
 
     def to_json(self) -> dict:
-        return {
+        record = {
             "text": self.text,
             "sentence": self.sentence_index,
             "source_read": self.source_read,
             "elapsed_ms": round(self.elapsed_ms, 1),
             "words": self.n_words,
             "sentence_end": self.sentence_end,
+            "stream": self.stream,
         }
+        if self.audio_ms is not None:
+            record["audio_ms"] = self.audio_ms
+        return record
+
+
+@dataclass(frozen=True)
+class Tentative:
+    """What a session currently drafts beyond its committed text in the open sentence (or audio
+    window): a preview that the next step may change or drop. Never part of the committed output;
+    "" when there is no draft."""
+
+    text: str  # the drafted words, without leading or trailing whitespace
+    stream: str  # one of STREAMS
+    sentence_index: int  # the sentence (or window) the draft continues
+
+    def __post_init__(self) -> None:
+        if self.stream not in STREAMS:
+            raise ValueError(f"stream must be one of {STREAMS}, got {self.stream!r}")
+
+    def to_json(self) -> dict:
+        return {"type": "draft", "text": self.text, "stream": self.stream, "sentence": self.sentence_index}
 
 
 class PlainTextWriter:
@@ -63,12 +95,12 @@ class PlainTextWriter:
 
 
 class JsonLinesWriter:
-    """One JSON object per commit (`Commit.to_json`), flushed at every commit."""
+    """One JSON object per event (`Commit.to_json`, `Tentative.to_json`), flushed at every event."""
 
     def __init__(self, out: TextIO) -> None:
         self._out = out
 
-    def write(self, commit: Commit) -> None:
+    def write(self, commit: Commit | Tentative) -> None:
         self._out.write(json.dumps(commit.to_json(), ensure_ascii=False) + "\n")
         self._out.flush()
 

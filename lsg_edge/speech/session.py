@@ -28,6 +28,7 @@ from ..errors import OptionsError
 from ..events import Commit
 from ..policy.options import SPEECH_POLICY_DEFAULTS, PolicyOptions
 from ..policy.strategies import make_policy
+from ..text.source import CONTROL_CHARACTERS
 from .asr_engine import AsrEngine
 from .features import SAMPLE_RATE_HZ
 from .vad import EnergyVad, VadOptions
@@ -120,6 +121,24 @@ class AsrSession:
         self._decoder.reset(prompt, n_carried=len(prompt) - len(self._task_prompt))
         self._policy.reset()
 
+    @property
+    def tentative(self) -> str:
+        """The words the decoder currently drafts beyond what the open window committed ("" when
+        none): a preview for display that the next segment may change; never committed as such."""
+        if self._window is None or not self._decoder.guess:
+            return ""
+        return CONTROL_CHARACTERS.sub("", self.engine.vocab.text(self._decoder.guess)).strip()
+
+    @property
+    def window_index(self) -> int:
+        """Index of the open (or next) audio window: the `sentence_index` of its commits."""
+        return self._window_index
+
+    @property
+    def heard_ms(self) -> int:
+        """Audio pushed since the stream started, in whole VAD frames, ms."""
+        return 1000 * self._heard // SAMPLE_RATE_HZ
+
     def reset(self) -> None:
         """Forget the stream (the voice detector's noise floor included); the engine stays loaded."""
         self._vad.reset()
@@ -201,7 +220,8 @@ class AsrSession:
             text=stripped.rstrip() if end_of_window else stripped,
             separator=separator,
             sentence_index=self._window_index,
-            source_read=1000 * self._heard // SAMPLE_RATE_HZ,
+            source_read=self.heard_ms,
+            audio_ms=self.heard_ms,
             elapsed_ms=(now - self._window_started_at) * 1000.0,
             n_words=n_words,
             sentence_end=end_of_window,

@@ -194,6 +194,16 @@ class TranslationSession:
         return self._sentence.index
 
     @property
+    def tentative(self) -> str:
+        """The target words the last draft holds beyond the committed ones in the open sentence
+        ("" when none): a preview for display that the next word may change; never committed as such."""
+        guess = self._sentence.guess
+        if not guess or not self._sentence.words:
+            return ""
+        text = b"".join(self._vocab.piece(t) for t in guess).decode("utf-8", errors="replace")
+        return CONTROL_CHARACTERS.sub("", text).strip()
+
+    @property
     def source_words(self) -> list[str]:
         """Source words read in the current sentence."""
         return list(self._sentence.words)
