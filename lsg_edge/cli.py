@@ -25,6 +25,7 @@ __all__ = ["main"]
 # Subcommands that live beside their feature and are imported only when used (fast startup).
 _LAZY_COMMANDS = {
     "eval": ("lsg_edge.evaluation.cli", "eval_command"),
+    "compare": ("lsg_edge.evaluation.compare", "compare_command"),
     "asr": ("lsg_edge.speech.cli", "asr_command"),
     "convert": ("lsg_edge.convert.cli", "convert_group"),
     "info": ("lsg_edge.info", "info_command"),
