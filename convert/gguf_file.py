@@ -21,7 +21,9 @@ import numpy as np
 
 from ..errors import ModelError
 
-__all__ = ["BaseModel", "open_base_model", "atomic_output", "copy_metadata", "add_tensor_info", "progress_bar"]
+__all__ = [
+    "BaseModel", "open_base_model", "check_output_path", "atomic_output", "copy_metadata", "add_tensor_info", "progress_bar",
+]
 
 _GGUF_MAGIC = b"GGUF"
 # Fields the reader invents from the file header; the writer produces them itself.
@@ -97,9 +99,9 @@ def open_base_model(path: Path) -> BaseModel:
     return model
 
 
-@contextmanager
-def atomic_output(out_path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside `out_path`; rename it to `out_path` only if the block succeeds."""
+def check_output_path(out_path: Path) -> Path:
+    """`out_path` if a file can be written there; else a one-line ModelError. Converters call it
+    before reading their input, which takes seconds to minutes for a large model."""
     out_path = Path(out_path)
     if out_path.is_dir():
         raise ModelError(f"output path is a folder: {out_path}")
@@ -107,6 +109,13 @@ def atomic_output(out_path: Path) -> Iterator[Path]:
         raise ModelError(f"output folder does not exist: {out_path.parent}")
     if not os.access(out_path.parent, os.W_OK):
         raise ModelError(f"output folder is not writable: {out_path.parent}")
+    return out_path
+
+
+@contextmanager
+def atomic_output(out_path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside `out_path`; rename it to `out_path` only if the block succeeds."""
+    out_path = check_output_path(out_path)
     # Same folder, so that the final rename is atomic (same file system).
     temporary = out_path.with_name(f".{out_path.name}.{os.getpid()}.partial")
     try:

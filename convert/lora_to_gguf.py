@@ -21,7 +21,7 @@ import gguf
 import numpy as np
 
 from ..errors import OptionsError
-from .gguf_file import add_tensor_info, atomic_output, open_base_model, progress_bar
+from .gguf_file import add_tensor_info, atomic_output, check_output_path, open_base_model, progress_bar
 from .lora_plan import PlannedPair, plan_adapter
 from .peft_adapter import PeftAdapter, load_peft_adapter
 from .provenance import LORA_TO_GGUF_PREFIX
@@ -56,6 +56,7 @@ def lora_to_gguf(options: LoraGgufOptions) -> int:
 
     Raises ModelError when the adapter does not fit the base (same checks as the merge).
     """
+    check_output_path(options.out_path)  # before reading the input, which may take long
     base = open_base_model(options.base_path)
     adapter = load_peft_adapter(options.adapter_path)
     planned = plan_adapter(base, adapter)

@@ -23,7 +23,9 @@ import gguf
 import numpy as np
 
 from ..errors import OptionsError
-from .gguf_file import BaseModel, add_tensor_info, atomic_output, copy_metadata, open_base_model, progress_bar
+from .gguf_file import (
+    BaseModel, add_tensor_info, atomic_output, check_output_path, copy_metadata, open_base_model, progress_bar,
+)
 from .lora_plan import PlannedPair, plan_adapter
 from .peft_adapter import PeftAdapter, load_peft_adapter
 from .provenance import MERGE_LORA_PREFIX
@@ -79,6 +81,7 @@ def merge_lora(options: MergeOptions) -> MergeResult:
     Raises ModelError (unreadable files, adapter/base mismatch) or OptionsError; in either case
     nothing is left at `options.out_path`.
     """
+    check_output_path(options.out_path)  # before reading the input, which may take long
     base = open_base_model(options.base_path)
     adapter = load_peft_adapter(options.adapter_path)
     planned = {p.tensor_name: p for p in plan_adapter(base, adapter)}

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..backends.llama_log import collected_llama_errors
 from ..errors import ModelError, OptionsError
-from .gguf_file import atomic_output, open_base_model, progress_bar
+from .gguf_file import atomic_output, check_output_path, open_base_model, progress_bar
 
 __all__ = ["QuantizeOptions", "quantize", "QUANT_TYPES"]
 
@@ -75,6 +75,7 @@ def _llama_cpp():
 
 def quantize(options: QuantizeOptions) -> Path:
     """Quantize `options.in_path` into `options.out_path`; ModelError on failure (nothing left behind)."""
+    check_output_path(options.out_path)  # before reading the input, which may take long
     source = open_base_model(options.in_path)  # checks magic and readability, refuses adapters
     quantized = sorted({t.tensor_type.name for t in source.tensors.values()} - _FLOAT_TYPES)
     del source

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 from pathlib import Path
 from typing import Callable
 
@@ -17,10 +18,10 @@ import numpy as np
 
 from ..errors import ModelError
 from ..runtimes import import_onnxruntime
-from ..speech.whisper_graphs import DECODER_FILE, ENCODER_FILE
-from .whisper_weights import WhisperDims, WhisperWeights
+from ..speech.whisper_graphs import DECODER_FILE, ENCODER_FILE, SIDE_FILES
+from .whisper_weights import WhisperDims, WhisperWeights, load_weights
 
-__all__ = ["export_onnx", "quantize_int8", "OPSET"]
+__all__ = ["convert_whisper", "export_onnx", "quantize_int8", "OPSET"]
 
 OPSET = 17  # LayerNormalization needs 17
 _LN_EPSILON = 1e-5
@@ -222,6 +223,19 @@ def _build_decoder(onnx, weights: WhisperWeights):
         h.make_tensor_value_info("new_self_v", f32, [L, "batch", H, "n_total", head_dim]),
     ]
     return h.make_graph(g.nodes, "whisper_decoder", inputs, outputs, g.initializers)
+
+
+def convert_whisper(source_dir: Path, out_dir: Path, progress: Callable[[str], None] = lambda stage: None) -> Path:
+    """A CTranslate2 or Hugging Face safetensors Whisper folder → `out_dir` holding `encoder.onnx`,
+    `decoder.onnx` and the tokenizer files beside them: what `lsg-edge asr --model DIR` loads.
+    `progress` is called after reading the weights and after each graph."""
+    weights = load_weights(Path(source_dir))
+    progress("weights")
+    export_onnx(weights, out_dir, progress)
+    for file_name in SIDE_FILES:
+        if (Path(source_dir) / file_name).exists():
+            shutil.copyfile(Path(source_dir) / file_name, Path(out_dir) / file_name)
+    return Path(out_dir)
 
 
 def export_onnx(

@@ -23,7 +23,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Callable
 
-from .assets import file_fingerprint
+from .assets import cache_folder, file_fingerprint
 from .errors import ModelError
 
 __all__ = ["packaged_adapter_dir", "merged_adapter_gguf", "runtime_adapter_gguf"]
@@ -68,7 +68,7 @@ def _build_once(base: Path, adapter: Path, target: Path, what: str, build: Calla
     expected = _stamp(base, adapter)
     if _is_built(target, expected):
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
+    cache_folder(target.parent)
     print(f"lsg-edge: building {target.name} {what} (first use)", file=sys.stderr)
     # Unique temporary names: two first runs at once must not write into each other's files.
     with tempfile.TemporaryDirectory(prefix=".adapter-", dir=target.parent) as work:

@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .errors import ModelError
+from .folders import folder_problem
 
 __all__ = [
     "cache_dir", "assemble_packaged_gguf", "assemble_package_files", "assemble_once", "file_fingerprint",
-    "is_assembled", "weight_packages", "check_weight_package", "cached_model_path", "package_dir",
+    "is_assembled", "weight_packages", "check_weight_package", "cached_model_path", "package_dir", "cache_folder",
 ]
 
 # The modules a manifest may name as `[weights] package_module`. Importing a module runs its code and
@@ -36,6 +37,18 @@ def cache_dir() -> Path:
         return Path(explicit)
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "lsg-edge"
+
+
+def cache_folder(folder: Path) -> Path:
+    """`folder` (normally inside the cache) created if needed; a one-line ModelError if it cannot be
+    written (a read-only or foreign folder, or a file where the cache should be)."""
+    problem = folder_problem(folder)
+    if problem is None:
+        return folder
+    root = cache_dir()
+    if Path(folder).is_relative_to(root):
+        raise ModelError(f"cannot write to the lsg-edge cache {root} ({problem}); set LSG_EDGE_CACHE to a writable folder")
+    raise ModelError(f"cannot write to {folder} ({problem})")
 
 
 def weight_packages() -> frozenset[str]:
@@ -57,12 +70,17 @@ def check_weight_package(module_name: str) -> None:
 
 
 def cached_model_path(file_name: str) -> Path:
-    """`file_name` inside the cache's models folder; ModelError if it would land anywhere else."""
-    root = cache_dir() / "models"
+    """`file_name` inside the cache's models folder; ModelError unless it is a plain file name.
+
+    A plain name cannot leave the folder. The file itself may be a symbolic link (say, to another
+    user's cache): links in the cache were made by whoever owns it, not by a manifest.
+    """
     plain = bool(file_name) and file_name not in (".", "..") and "/" not in file_name and "\\" not in file_name
-    if not plain or (root / file_name).resolve().parent != root.resolve():
-        raise ModelError(f"[weights] package_file must be a plain file name inside the cache, got {file_name!r}")
-    return root / file_name
+    if not plain:
+        raise ModelError(
+            f"[weights] package_file must be a plain file name (no folders: it lives inside the cache), got {file_name!r}"
+        )
+    return cache_dir() / "models" / file_name
 
 
 def assemble_packaged_gguf(module_name: str, file_name: str) -> Path:
@@ -119,7 +137,7 @@ def assemble_once(target: Path, write: Callable[[Path], None], what: str) -> Pat
     """
     if is_assembled(target):
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
+    cache_folder(target.parent)
     # One temporary name per process: two first runs in parallel each write their own file, and
     # whichever finishes last replaces the other's identical result.
     partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
@@ -127,13 +145,13 @@ def assemble_once(target: Path, write: Callable[[Path], None], what: str) -> Pat
     try:
         write(partial)
         os.replace(partial, target)
+        _stamp(target).write_text(file_fingerprint(target))
     except (OSError, ValueError) as e:
         raise ModelError(f"could not assemble {what} into {target}: {e}") from e
     finally:
         # Also on Ctrl-C / SIGTERM: no hidden file of hundreds of MB is left behind.
         with contextlib.suppress(OSError):
             partial.unlink(missing_ok=True)
-    _stamp(target).write_text(file_fingerprint(target))
     return target
 
 

@@ -4,7 +4,6 @@ temporary files left, one-line messages that name the flag."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -13,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from tests.helpers.read_only import can_mount_read_only, run_with_read_only
 from tests.helpers.tiny_models import make_hf_weights, tiny_spec, write_tiny_gguf
 
 CLI = [sys.executable, "-m", "lsg_edge.cli"]
@@ -126,22 +126,11 @@ def test_quantizing_a_quantized_model_names_the_flag(small_f32, tmp_path):
     assert list(tmp_path.iterdir()) == [q8]
 
 
-def _can_mount_read_only(folder: Path) -> bool:
-    if shutil.which("unshare") is None:
-        return False
-    probe = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c",
-                            f"mount -t tmpfs -o ro tmpfs {folder}"], capture_output=True, timeout=30)
-    return probe.returncode == 0
-
-
 def test_quantize_into_a_read_only_folder_is_one_line(small_f32, tmp_path):
     folder = tmp_path / "ro"
     folder.mkdir()
-    if not _can_mount_read_only(folder):
+    if not can_mount_read_only():
         pytest.skip("no user namespaces here to mount a read-only file system")
-    command = " ".join(CLI + ["convert", "quantize", str(small_f32), str(folder / "q.gguf"), "--type", "Q8_0"])
-    result = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c",
-                             f"mount -t tmpfs -o ro tmpfs {folder} && exec {command}"],
-                            capture_output=True, timeout=300)
+    result = run_with_read_only(folder, CLI + ["convert", "quantize", small_f32, folder / "q.gguf", "--type", "Q8_0"])
     assert result.returncode == 2
     assert one_line_error(result) == f"lsg-edge: error: output folder is not writable: {folder}"

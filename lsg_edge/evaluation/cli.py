@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from ..folders import output_folder
 from ..text.flags import load_engine, policy_flags, session_policy
 from .runner import TextEvalOptions
 from .scoring import LatencyOptions
@@ -61,6 +62,8 @@ def eval_command(
     from .sweep import Setting, parse_sweep
     from .text_run import read_parallel
 
+    # A folder that cannot be written fails now, not after the model has run.
+    output_folder(output)
     if audio_manifest is not None:
         if source_path or reference_path or sweeps:
             raise click.UsageError("--audio-manifest replaces --source/--reference; --sweep is text-only")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import InputError
+from ..folders import output_folder
 from ..policy.options import PolicyOptions
 from .instance import Instance, write_instances
 from .report import format_table, plot_quality_latency, write_scores
@@ -61,8 +62,7 @@ def evaluate_text(
     offline = Setting("offline")
     if options.with_offline and offline not in settings:
         settings.append(offline)
-    output = Path(output)
-    output.mkdir(parents=True, exist_ok=True)
+    output = output_folder(output)
     n_chunks = -(-len(pairs) // options.chunk_size)
     # Warm-up, not timed: the first request prefills the shared prompt into both contexts, a cost
     # that would otherwise fall on whichever setting happens to run first.

@@ -17,6 +17,7 @@ from typing import Any, Iterable, Sequence
 
 from ..errors import InputError
 from ..events import Commit
+from ..folders import output_folder
 from .instance import Instance, build_instance
 
 __all__ = ["AudioItem", "read_audio_manifest", "instance_from_speech_commits", "run_speech", "evaluate_speech"]
@@ -146,8 +147,7 @@ def evaluate_speech(
     row["s_per_sentence"] = wall_s / max(len(instances), 1)
     audio_s = sum(i.source_length for i in instances) / 1000.0
     row["real_time_factor"] = wall_s / audio_s if audio_s else float("nan")
-    output = Path(output)
-    output.mkdir(parents=True, exist_ok=True)
+    output = output_folder(output)
     write_instances(output / "instances.log", instances)
     write_scores(output / "scores.json", [row], {"model": speech_model, "policy": asdict(policy),
                                                  "units": {"AL/LAAL/DAL": "ms of audio", "*_CA": "ms"}})

@@ -20,7 +20,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..assets import assemble_package_files, cache_dir
+from ..assets import assemble_package_files, cache_dir, cache_folder
 from ..errors import ModelError, OptionsError
 from .whisper_graphs import DECODER_FILE, ENCODER_FILE, SIDE_FILES
 
@@ -80,6 +80,7 @@ def resolve_model(model: str | Path | None = None, precision: str = "fp32") -> P
         return int8_dir
     from ..convert.whisper_onnx import quantize_int8
 
+    cache_folder(int8_dir)
     (int8_dir / _STAMP).unlink(missing_ok=True)
     print(f"lsg-edge: quantizing {onnx_dir} to int8 (first use)", file=sys.stderr)
     quantize_int8(onnx_dir, int8_dir)
@@ -129,17 +130,12 @@ def _fingerprint(source_dir: Path) -> dict:
 
 
 def _convert(source_dir: Path, onnx_dir: Path, fingerprint: dict) -> None:
-    from ..convert.whisper_onnx import export_onnx
-    from ..convert.whisper_weights import load_weights
+    from ..convert.whisper_onnx import convert_whisper
 
+    cache_folder(onnx_dir)
     (onnx_dir / _STAMP).unlink(missing_ok=True)
     with _progress(3, f"converting {source_dir.name} to ONNX (first use)") as bar:
-        weights = load_weights(source_dir)
-        bar.update(1)
-        export_onnx(weights, onnx_dir, progress=lambda stage: bar.update(1))
-    for file_name in SIDE_FILES:
-        if (source_dir / file_name).exists():
-            shutil.copyfile(source_dir / file_name, onnx_dir / file_name)
+        convert_whisper(source_dir, onnx_dir, progress=lambda stage: bar.update(1))
     (onnx_dir / _STAMP).write_text(json.dumps(fingerprint))
 
 
