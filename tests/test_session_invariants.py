@@ -38,7 +38,7 @@ def committed_words(session: TranslationSession) -> int:
 @settings(max_examples=60, deadline=None)
 @given(
     low=st.integers(1, 4),
-    top=st.integers(0, 5),
+    top=st.integers(1, 5),
     delta=st.floats(0.0, 6.0),
     alpha=st.floats(0.05, 1.0),
     n_source=st.integers(1, 14),
@@ -157,7 +157,7 @@ def session_and_paper(policy: PolicyOptions, seed: int, sharpness: float, n_sour
 @settings(max_examples=80, deadline=None)
 @given(
     low=st.integers(1, 4),
-    top=st.integers(0, 5),
+    top=st.integers(1, 5),
     delta=st.floats(0.0, 30.0),  # the toy's rows are independent: KL from ~0.1 to ~60 nats
     alpha=st.floats(0.05, 0.9),
     n_source=st.integers(1, 14),

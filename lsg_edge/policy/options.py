@@ -39,8 +39,10 @@ class PolicyOptions:
                             ("--k", self.k), ("--words-per-segment", self.words_per_element)):
             if value < 1:
                 raise OptionsError(f"{flag} must be at least 1, got {value}")
-        if self.top_bound < 0:
-            raise OptionsError(f"--top-bound must be at least 0, got {self.top_bound}")
+        if self.top_bound < 0 or (self.name == "lsg" and self.top_bound < 1):
+            # U = 0 forces every word the moment L allows it: LSG would never decide anything.
+            raise OptionsError(f"--top-bound must be at least 1 for LSG, got {self.top_bound} (U = 0 forces every "
+                               f"word as soon as L allows it: that is --policy wait-k --k {self.low_bound})")
         if not 0.0 <= self.alpha <= 1.0:
             raise OptionsError(f"--alpha must be a probability in [0, 1], got {self.alpha}")
         if self.delta < 0.0:

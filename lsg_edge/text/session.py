@@ -25,8 +25,10 @@ from ..policy.options import PolicyOptions
 from ..policy.strategies import Policy, Write, make_policy
 from ..policy.words import word_starts
 from .loops import ECHO_SPAN_TOKENS, echo_start, repeat_start, spans
+from .escapes import strip_escapes
+from .limits import check_session_limits
 from .prompt import TranslationPrompt
-from .source import CONTROL_CHARACTERS, SourceEvent, join_words
+from .source import CONTROL_CHARACTERS, SourceEvent, has_letter_or_digit, join_words
 
 __all__ = ["Commit", "SessionOptions", "TranslationSession"]
 
@@ -67,6 +69,7 @@ class _Sentence:
     n_words_committed: int = 0
     started_at: float = 0.0  # time.monotonic() of the first word
     guess: list[int] = field(default_factory=list)  # the last draft's uncommitted tokens
+    held: list[str] = field(default_factory=list)  # words before the first with a letter or digit
     # (number of words they were built from, echo-length token spans the target may not hold,
     # whether the source repeats a span of words itself)
     source_facts: tuple[int, set, bool] = field(default_factory=lambda: (-1, set(), False))
@@ -101,6 +104,7 @@ class TranslationSession:
         self._policy: Policy = make_policy(policy)
         self.options = options
         self._n_ctx = n_ctx_tokens
+        check_session_limits(prompt, policy, n_ctx_tokens, options.max_source_words, options.max_prefix_fraction)
         self._lock = lock if lock is not None else contextlib.nullcontext()
         self._new_sentence(0)
         self._echo_spans: list[tuple[set, set]] | None = None  # (spans of prompt text, of its permit)
@@ -111,8 +115,10 @@ class TranslationSession:
         """Read one source word; return what the policy commits in response (maybe nothing).
 
         A "word" longer than `options.max_word_chars` is dropped with an `InputWarning`: no
-        language has such words, and a model fed one may recite its prompt instead of translating."""
-        word = CONTROL_CHARACTERS.sub("", word).strip()
+        language has such words, and a model fed one may recite its prompt instead of translating.
+        Words without a letter or digit ("...", "---") wait for one that has: a sentence of them
+        alone is written through as it came, since a model given nothing to translate invents."""
+        word = CONTROL_CHARACTERS.sub("", strip_escapes(word)).strip()
         if not word:
             return []
         if len(word) > self.options.max_word_chars:
@@ -125,11 +131,15 @@ class TranslationSession:
             return []
         with self._lock:
             events: list[Commit] = []
+            if not self._sentence.words and not has_letter_or_digit(word):
+                self._sentence.held.append(word)
+                return events
             if self._must_cut(word):
                 events += self._finish()
             s = self._sentence
             if not s.words:
                 s.started_at = time.monotonic()
+                s.words, s.held = s.held, []
             s.words.append(word)
             events += self._decide()
             return events
@@ -146,7 +156,7 @@ class TranslationSession:
     def _finish(self) -> list[Commit]:
         s = self._sentence
         if not s.words:
-            return []
+            return self._pass_through()
         prefix = self._full_prefix()
         budget = min(self._n_ctx - len(prefix) - 1, self._target_cap() - len(s.target))
         tokens: list[int] = []
@@ -246,6 +256,17 @@ class TranslationSession:
             sentence_end=sentence_end,
             wall_time_s=now,
         )
+
+    def _pass_through(self) -> list[Commit]:
+        """The held words of a sentence without a letter or digit, committed as they came."""
+        s = self._sentence
+        if not s.held:
+            return []
+        text = join_words(s.held)
+        event = Commit(text=text, separator="", sentence_index=s.index, source_read=len(s.held), elapsed_ms=0.0,
+                       n_words=len(s.held), sentence_end=True, wall_time_s=time.monotonic())
+        self._new_sentence(s.index + 1)
+        return [event]
 
     def _must_cut(self, next_word: str) -> bool:
         """Whether the current sentence must end before `next_word` joins it (bounded windows)."""

@@ -2,7 +2,8 @@
 
 Words are read from a byte stream as soon as they are complete (followed by whitespace), not when
 a line ends, so a person typing sees translation while the sentence is still being typed. Invalid
-UTF-8 is replaced, never fatal; control characters (terminal escapes) are dropped. Scripts written
+UTF-8 is replaced, never fatal; terminal escape sequences are dropped whole (`escapes`), and any
+other control character with them. Scripts written
 without spaces (Chinese, Japanese) are split into characters, which serve as their source "words".
 """
 
@@ -14,7 +15,11 @@ import re
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator
 
-__all__ = ["SourceEvent", "read_words", "ends_sentence", "join_words", "split_words", "CONTROL_CHARACTERS"]
+from .escapes import EscapeStripper, strip_escapes
+
+__all__ = [
+    "SourceEvent", "read_words", "ends_sentence", "join_words", "split_words", "has_letter_or_digit", "CONTROL_CHARACTERS",
+]
 
 _READ_SIZE_BYTES = 4096
 _SENTENCE_FINAL = ("。", "！", "？", ".", "!", "?", "…")
@@ -41,7 +46,7 @@ class SourceEvent:
 def split_words(text: str) -> list[str]:
     """Whitespace-separated words; runs of CJK characters split into single characters."""
     words: list[str] = []
-    for chunk in text.split():
+    for chunk in strip_escapes(text).split():
         chunk = CONTROL_CHARACTERS.sub("", chunk)
         if not chunk:
             continue
@@ -50,6 +55,12 @@ def split_words(text: str) -> list[str]:
         else:
             words.append(chunk)
     return words
+
+
+def has_letter_or_digit(word: str) -> bool:
+    """Whether `word` holds anything to translate: a letter or digit of any script (not only
+    punctuation, symbols or emoji)."""
+    return any(char.isalnum() for char in word)
 
 
 def _split_cjk(chunk: str) -> list[str]:
@@ -99,12 +110,13 @@ def read_words(stream: BinaryIO, split_sentences: bool = True) -> Iterator[Sourc
     Reads whatever bytes are available (no waiting for a full buffer or a newline).
     """
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    escapes = EscapeStripper()  # a sequence may span two reads: it is removed whole before words are cut
     fd = stream.fileno() if _has_fileno(stream) else None
     pending = ""  # text after the last whitespace: a word still being typed
     sentence_open = False
     while True:
         chunk = os.read(fd, _READ_SIZE_BYTES) if fd is not None else stream.read1(_READ_SIZE_BYTES)  # type: ignore[attr-defined]
-        text = decoder.decode(chunk, final=not chunk)
+        text = escapes.feed(decoder.decode(chunk, final=not chunk), final=not chunk)
         text = pending + text
         pending = ""
         if chunk:
