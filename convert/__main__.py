@@ -1,4 +1,4 @@
-"""`python -m lsg_edge.convert merge-lora|lora-to-gguf|quantize …` — the same commands as `lsg-edge convert`."""
+"""`python -m lsg_edge.convert COMMAND …` — the same commands as `lsg-edge convert`."""
 
 from .cli import convert_group
 from .standalone import run_standalone

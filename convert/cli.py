@@ -1,4 +1,5 @@
-"""`lsg-edge convert …`: thin click commands over merge_lora, lora_to_gguf and quantize.
+"""`lsg-edge convert …`: thin click commands over the conversion tools — merge_lora, lora_to_gguf,
+quantize, train_lora, whisper_onnx and export_audio_encoder.
 
 stdout carries the output path (data); warnings, progress and errors go to stderr. The group is
 registered by lsg_edge/cli.py; `python -m lsg_edge.convert` and `python -m lsg_edge.convert.<module>` run
@@ -18,7 +19,8 @@ import click
 from .standalone import run_standalone
 
 __all__ = [
-    "convert_group", "merge_lora_command", "lora_to_gguf_command", "quantize_command", "train_lora_command", "run_standalone",
+    "convert_group", "merge_lora_command", "lora_to_gguf_command", "quantize_command", "train_lora_command",
+    "whisper_onnx_command", "export_audio_encoder_command", "run_standalone",
 ]
 
 _EXISTING_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -42,7 +44,7 @@ def _one_line_warnings() -> Iterator[None]:
 
 @click.group(name="convert")
 def convert_group() -> None:
-    """Turn LoRA adapters and models into the GGUF files the device runs (no PyTorch needed)."""
+    """Turn adapters and models into the files the device runs: GGUF for text, ONNX for speech."""
 
 
 @convert_group.command(name="merge-lora")
@@ -116,3 +118,63 @@ def train_lora_command(ctx: click.Context) -> None:
     from .train_lora import main as train_main
 
     train_main(list(ctx.args))
+
+
+@convert_group.command(name="whisper-onnx")
+@click.argument("source")
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--precision", type=click.Choice(["fp32", "int8"]), default="fp32", show_default=True,
+              help="int8: MatMul/Gemm weights quantized (~1.5x faster on CPU).")
+def whisper_onnx_command(source: str, out_dir: Path, precision: str) -> None:
+    """Convert Whisper to the ONNX graphs `lsg-edge asr --model OUT_DIR` loads (no PyTorch needed).
+
+    SOURCE: a CTranslate2 or Hugging Face safetensors Whisper folder, or a built-in model
+    (base, tiny.en).
+    """
+    import shutil
+    import tempfile
+
+    from ..errors import OptionsError
+    from ..folders import output_folder
+    from ..speech.models import BUILTIN_MODELS, assemble_ct2
+    from ..speech.whisper_graphs import SIDE_FILES
+    from .whisper_onnx import convert_whisper, quantize_int8
+
+    if source in BUILTIN_MODELS:
+        source_dir = assemble_ct2(source)
+    elif Path(source).is_dir():
+        source_dir = Path(source)
+    else:
+        raise OptionsError(f"SOURCE {source!r} is neither a folder nor a built-in model ({', '.join(BUILTIN_MODELS)})")
+    output_folder(out_dir, "OUT_DIR")  # before reading the weights
+    click.echo(f"converting {source_dir} to ONNX ({precision}) …", err=True)
+    if precision == "fp32":
+        convert_whisper(source_dir, out_dir)
+    else:
+        with tempfile.TemporaryDirectory(prefix=".whisper-fp32-", dir=out_dir) as work:
+            convert_whisper(source_dir, Path(work))
+            quantize_int8(Path(work), out_dir)
+            for file_name in SIDE_FILES:
+                if (Path(work) / file_name).exists():
+                    shutil.copyfile(Path(work) / file_name, out_dir / file_name)
+    click.echo(str(out_dir))
+
+
+@convert_group.command(name="export-audio-encoder")
+@click.argument("model_dir", type=_EXISTING_DIR)
+@click.argument("out_path", type=_OUTPUT_FILE)
+@click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset of the graph.")
+def export_audio_encoder_command(model_dir: Path, out_path: Path, opset: int) -> None:
+    """Export MODEL_DIR's Qwen2-Audio encoder (tower + projector) to OUT_PATH, checked against PyTorch.
+
+    A workstation step for the audio-LLM: needs PyTorch and transformers (pip install "lsg-edge[export]").
+    """
+    from .export_audio_encoder import ExportOptions, export_audio_encoder
+    from .gguf_file import check_output_path
+
+    options = ExportOptions(opset=opset)
+    check_output_path(out_path)  # before reading gigabytes of checkpoint
+    click.echo(f"exporting the audio encoder of {model_dir} …", err=True)
+    error = export_audio_encoder(model_dir, out_path, options)
+    click.echo(f"parity: max relative error {error:.1e}", err=True)
+    click.echo(str(out_path))

@@ -2,7 +2,7 @@
 ONNX, for lsg_edge.audio_llm — a workstation step; the device never needs PyTorch.
 
     pip install "lsg-edge[export]"          # torch, transformers
-    python -m lsg_edge.convert.export_audio_encoder Qwen2-Audio-7B-Instruct/ audio_encoder.onnx
+    lsg-edge convert export-audio-encoder Qwen2-Audio-7B-Instruct/ audio_encoder.onnx
 
 Stages: check the checkpoint (architecture, safetensors) → read only the `audio_tower.*` and
 `multi_modal_projector.*` tensors (~2.6 GB in float32, not the 7B LLM) → trace the wrapper below
@@ -22,12 +22,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import click
 import numpy as np
 
 from ..errors import ModelError, OptionsError
 
-__all__ = ["ExportOptions", "export_audio_encoder", "load_audio_modules", "export_modules", "parity_check", "main"]
+__all__ = ["ExportOptions", "export_audio_encoder", "load_audio_modules", "export_modules", "parity_check"]
 
 _ARCHITECTURE = "Qwen2AudioForConditionalGeneration"
 _TOWER_PREFIXES = ("audio_tower.", "model.audio_tower.")  # the second: checkpoints saved by newer transformers
@@ -184,19 +183,8 @@ def export_audio_encoder(model_dir: Path, out_path: Path, options: ExportOptions
     return export_modules(tower, projector, out_path, options, provenance)
 
 
-@click.command(name="export-audio-encoder")
-@click.argument("model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.argument("out_path", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--opset", type=int, default=17, show_default=True)
-def export_audio_encoder_command(model_dir: Path, out_path: Path, opset: int) -> None:
-    """Export MODEL_DIR's Qwen2-Audio encoder (tower + projector) to OUT_PATH, checked against PyTorch."""
-    click.echo(f"exporting the audio encoder of {model_dir} …", err=True)
-    error = export_audio_encoder(model_dir, out_path, ExportOptions(opset=opset))
-    click.echo(f"parity: max relative error {error:.1e}", err=True)
-    click.echo(str(out_path))
-
-
-if __name__ == "__main__":
+if __name__ == "__main__":  # `python -m lsg_edge.convert.export_audio_encoder`, the script form of the command
+    from .cli import export_audio_encoder_command
     from .standalone import run_standalone
 
     run_standalone(export_audio_encoder_command)

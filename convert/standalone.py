@@ -1,7 +1,6 @@
 """Running one click command of `convert/` as a script (`python -m lsg_edge.convert…`).
 
-Kept apart from `cli.py` so that a tool with its own command (export_audio_encoder) runs as a
-script without importing the command-line group.
+Each tool's `if __name__ == "__main__"` block runs its command from `cli.py` through this.
 """
 
 from __future__ import annotations
