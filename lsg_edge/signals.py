@@ -11,7 +11,7 @@ from __future__ import annotations
 import signal
 import threading
 
-__all__ = ["Terminated", "install_sigterm_handler", "terminated", "interrupted_exit_code"]
+__all__ = ["Terminated", "install_sigterm_handler", "terminated", "interrupted_exit_code", "DeferredInterrupts"]
 
 EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
@@ -41,3 +41,33 @@ def terminated() -> bool:
 def interrupted_exit_code() -> int:
     """The exit code after an interruption: 143 for SIGTERM, 130 for Ctrl-C."""
     return EXIT_SIGTERM if terminated() else EXIT_SIGINT
+
+
+class DeferredInterrupts:
+    """Within `with`: the first SIGINT or SIGTERM only sets `requested`, so that the step in
+    progress completes and its commits are written before the caller stops at a safe point (an
+    exception raised inside a session call would lose what that call had committed). A second
+    signal raises as usual, for a user who does not want to wait. Main thread only; elsewhere it
+    does nothing."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, object] = {}
+
+    def _on_signal(self, signum: int, frame: object) -> None:  # noqa: ARG002 - signature fixed by `signal`
+        if signum == signal.SIGTERM and signum not in _received:
+            _received.append(signum)
+        if self.requested:
+            raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+        self.requested = True
+
+    def __enter__(self) -> "DeferredInterrupts":
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._on_signal)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()

@@ -15,11 +15,13 @@ import click
 import numpy as np
 
 from ..device import DEVICES
-from ..errors import InputError
-from ..events import commit_writer
+from ..cascade import check_language_pair
+from ..errors import InputError, OptionsError
+from ..subtitles import open_subtitles
 from ..policy.decision import KL_DIRECTIONS
 from ..policy.options import POLICY_NAMES, SPEECH_POLICY_DEFAULTS, PolicyOptions
 from .engine import ENCODER_WINDOWS, EncoderOptions
+from .live import StreamOutputs, run_stream
 from .models import PRECISIONS
 from .onnx_runtime import RuntimeOptions
 from .session import AsrSessionOptions
@@ -75,17 +77,35 @@ _SESSION = AsrSessionOptions()
 @click.option("--threads", type=int, default=0, help="onnxruntime threads (default: cores, up to 4).")
 @click.option("--manifest", type=click.Path(dir_okay=False, path_type=Path),
               help="Audio-LLM manifest (TOML): ONNX audio encoder + GGUF LLM instead of Whisper.")
+@click.option("--translate-to", metavar="LANG",
+              help="Translate the captions into LANG (de, en, es, fr, zh) in the same process, word by word as "
+                   "they are committed; plain output and subtitles then show the translation.")
+@click.option("--translation-model", type=click.Path(dir_okay=False, path_type=Path),
+              help="With --translate-to: a GGUF translation model (default: the embedded one).")
+@click.option("--translation-manifest", help="With --translate-to: a text model manifest (name or .toml).")
+@click.option("--srt", "srt_path", type=click.Path(path_type=Path),
+              help="Also write subtitles (SubRip) here, cue by cue as they are committed.")
+@click.option("--vtt", "vtt_path", type=click.Path(path_type=Path),
+              help="Also write subtitles (WebVTT) here, cue by cue as they are committed.")
+@click.option("--drafts", is_flag=True,
+              help="With --json: also a 'draft' event whenever the tentative text beyond the commits changes.")
 def asr_command(audio: Path | None, mic: bool, mic_device: str | None, realtime: bool, as_json: bool, model: str,
                 task: str, language: str | None, policy: str, segment_ms: int, k: int, delta: float, alpha: float,
                 low_bound: int, top_bound: int, words_per_segment: int, kl_direction: str, draft_tokens: int,
                 encoder_window: str, encoder_pad_ms: int, device: str, compute_device: str | None,
-                carry_tokens: int, edge_words: int, min_silence_ms: int, precision: str, threads: int, manifest: Path | None) -> None:
-    """Stream speech recognition (or X→English translation) with LSG, from AUDIO or --mic."""
+                carry_tokens: int, edge_words: int, min_silence_ms: int, precision: str, threads: int, manifest: Path | None,
+                translate_to: str | None, translation_model: Path | None, translation_manifest: str | None,
+                srt_path: Path | None, vtt_path: Path | None, drafts: bool) -> None:
+    """Stream speech recognition (or translation) with LSG, from AUDIO or --mic.
+
+    Captions by default; --task translate is Whisper's own any-language → English; --translate-to
+    LANG translates the captions with the text model, in any supported direction."""
     from .audio_io import MicrophoneStream, file_blocks, read_audio
     from .engine import SpeechEngine
 
     if mic == (audio is not None):
         raise InputError("give either an AUDIO file or --mic")
+    _check_translation_flags(translate_to, task, language, translation_model, translation_manifest, drafts, as_json)
     device, mic_device = _devices(device, compute_device, mic_device)
     options = AsrSessionOptions(
         language=language,
@@ -104,28 +124,59 @@ def asr_command(audio: Path | None, mic: bool, mic_device: str | None, realtime:
     else:
         samples = read_audio(audio)  # read before loading the model: a bad file fails fast
         blocks = file_blocks(samples, realtime=realtime)
-    if manifest is not None:
-        # An audio-LLM (lsg_edge/audio_llm) implements the same engine protocol; its manifest
-        # supplies the policy settings not given as flags.
-        from ..audio_llm.cli import load_for_asr
+    # Subtitle files are opened (created) before the models load: an unwritable path fails fast.
+    subtitles = [open_subtitles(path, kind, f"--{kind}") for kind, path in (("srt", srt_path), ("vtt", vtt_path))
+                 if path is not None]
+    outputs = StreamOutputs(sys.stdout, as_json=as_json, drafts=drafts, live_line=not as_json and sys.stdout.isatty(),
+                            shown="target" if translate_to else "source", subtitles=subtitles)
+    try:
+        if manifest is not None:
+            # An audio-LLM (lsg_edge/audio_llm) implements the same engine protocol; its manifest
+            # supplies the policy settings not given as flags.
+            from ..audio_llm.cli import load_for_asr
 
-        engine, options = load_for_asr(manifest, options, threads)
-    else:
-        engine = SpeechEngine.load(model, RuntimeOptions(n_threads=threads, device=device),
-                                   EncoderOptions(window=encoder_window, pad_ms=encoder_pad_ms), precision=precision)
+            engine, options = load_for_asr(manifest, options, threads)
+        else:
+            engine = SpeechEngine.load(model, RuntimeOptions(n_threads=threads, device=device),
+                                       EncoderOptions(window=encoder_window, pad_ms=encoder_pad_ms),
+                                       precision=precision)
+        if translate_to:
+            from ..cascade import SpeechTranslator
+            from ..text.flags import load_engine
+
+            text_engine = load_engine(translation_model, translation_manifest, None, threads or None,
+                                      None if device == "auto" else device, None, None)
+            with SpeechTranslator(engine, text_engine) as translator, \
+                    translator.create_session(language, translate_to, options) as session:
+                _listening(mic)
+                run_stream(session, blocks, outputs)
+        else:
+            with engine, engine.create_session(options) as session:
+                _listening(mic)
+                run_stream(session, blocks, outputs)
+    finally:
+        outputs.close()
+
+
+def _listening(mic: bool) -> None:
     if mic:
         click.echo("lsg-edge: listening (Ctrl-C to stop)", err=True)
-    writer = commit_writer(sys.stdout, as_json)
-    with engine, engine.create_session(options) as session:
-        try:
-            for block in blocks:
-                for commit in session.push(block):
-                    writer.write(commit)
-        except KeyboardInterrupt:
-            pass  # stop reading; what was heard is still committed below
-        for commit in session.finish():
-            writer.write(commit)
-        writer.close()
+
+
+def _check_translation_flags(translate_to: str | None, task: str, language: str | None,
+                             translation_model: Path | None, translation_manifest: str | None, drafts: bool,
+                             as_json: bool) -> None:
+    """One-line errors for flag combinations that cannot work, before any model loads."""
+    if drafts and not as_json:
+        raise OptionsError("--drafts adds events to --json output: give --json too")
+    if translate_to is None:
+        if translation_model is not None or translation_manifest is not None:
+            raise OptionsError("--translation-model and --translation-manifest need --translate-to")
+        return
+    if task != "transcribe":
+        raise OptionsError("--translate-to translates the captions: leave --task at transcribe "
+                           "(--task translate is Whisper's own translation into English)")
+    check_language_pair(language, translate_to)
 
 
 def _devices(device: str, compute_device: str | None, mic_device: str | None) -> tuple[str, str | None]:

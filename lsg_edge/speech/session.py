@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import OptionsError
-from ..events import Commit
+from ..events import Commit, Tentative
 from ..policy.options import SPEECH_POLICY_DEFAULTS, PolicyOptions
 from ..policy.strategies import make_policy
 from ..text.source import CONTROL_CHARACTERS
@@ -128,6 +128,11 @@ class AsrSession:
         if self._window is None or not self._decoder.guess:
             return ""
         return CONTROL_CHARACTERS.sub("", self.engine.vocab.text(self._decoder.guess)).strip()
+
+    def drafts(self) -> list[Tentative]:
+        """The current draft as an event (an empty one included: a draft that vanished is news
+        to a display)."""
+        return [Tentative(self.tentative, "source", self._window_index)]
 
     @property
     def window_index(self) -> int:
