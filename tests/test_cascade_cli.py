@@ -1,0 +1,123 @@
+"""`lsg-edge asr --translate-to`: speech translated in one process from the command line; subtitles;
+drafts; interruption; one-line errors for flags that cannot work."""
+
+from __future__ import annotations
+
+import json
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import srt
+import webvtt
+
+from tests.helpers.interrupt import default_sigint
+
+CLI = [sys.executable, "-c", "from lsg_edge.cli import main; main()", "asr"]
+
+
+@pytest.fixture(scope="module")
+def french(data_dir: Path) -> Path:
+    return data_dir / "fr-en-speech-samples" / "audio" / "common_voice_fr_17767732.wav"  # "… l'assemblée nationale"
+
+
+@pytest.fixture(scope="module")
+def english(data_dir: Path) -> Path:
+    return data_dir / "librispeech-dev" / "audio" / "dev-clean-2-0003.wav"  # "in fact the ringleader john rex …"
+
+
+def _asr(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(CLI + list(args), capture_output=True, text=True, timeout=timeout)
+
+
+def _one_line_error(result: subprocess.CompletedProcess, *needles: str) -> None:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("lsg-edge: error: "), result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("args, needles", [
+    (["--translate-to", "xx"], ["--translate-to", "'xx'"]),
+    (["--translate-to", "en"], ["--translate-to", "spoken language"]),
+    (["--language", "fr", "--translate-to", "fr"], ["--translate-to", "'fr'"]),
+    (["--language", "fr", "--task", "translate", "--translate-to", "de"], ["--task"]),
+    (["--drafts"], ["--json"]),
+    (["--srt", "/nonexistent-dir/x.srt"], ["--srt", "cannot write"]),
+    (["--translate-to", "de", "--vtt", "/nonexistent-dir/x.vtt"], ["--vtt", "cannot write"]),
+])
+def test_bad_flags_are_one_line_errors(english, args, needles) -> None:
+    _one_line_error(_asr(str(english), *args, timeout=120), *needles)
+
+
+@pytest.mark.speech
+def test_french_speech_to_english_text_and_subtitles(french, tmp_path) -> None:
+    srt_path, vtt_path = tmp_path / "out.srt", tmp_path / "out.vtt"
+    result = _asr(str(french), "--language", "fr", "--translate-to", "en", "--json", "--drafts",
+                  "--srt", str(srt_path), "--vtt", str(vtt_path), "--threads", "2")
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    commits = [e for e in events if e.get("type") != "draft"]
+    drafts = [e for e in events if e.get("type") == "draft"]
+    source = [e for e in commits if e["stream"] == "source"]
+    target = [e for e in commits if e["stream"] == "target"]
+    assert source and target and drafts
+    assert "nationale" in " ".join(e["text"] for e in source).lower()
+    translation = " ".join(e["text"] for e in target if e["text"])
+    assert "national" in translation.lower() or "assembly" in translation.lower(), translation
+    assert all(e["audio_ms"] <= e["source_read"] for e in target)
+    assert {d["stream"] for d in drafts} <= {"source", "target"}
+    # The subtitles carry the translation, word for word, and parse with independent libraries.
+    cues = list(srt.parse(srt_path.read_text(encoding="utf-8")))
+    assert " ".join(c.content for c in cues).split() == translation.split()
+    assert [c.text for c in webvtt.read(str(vtt_path))] == [c.content for c in cues]
+    # Drafts are extra events only: without --drafts the same commits, and plain output is the
+    # translation alone.
+    plain = _asr(str(french), "--language", "fr", "--translate-to", "en", "--threads", "2")
+    assert plain.returncode == 0, plain.stderr
+    assert plain.stdout.split() == translation.split()
+    assert "\x1b" not in plain.stdout
+
+
+@pytest.mark.speech
+def test_sigterm_keeps_both_streams_and_leaves_valid_subtitles(data_dir, tmp_path) -> None:
+    audio = data_dir / "librispeech-dev" / "audio" / "dev-clean-2-0001.wav"  # 8.6 s
+    srt_path = tmp_path / "live.srt"
+    process = subprocess.Popen(CLI + [str(audio), "--translate-to", "de", "--realtime", "--json", "--threads", "2",
+                                      "--srt", str(srt_path)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True)
+    reader.start()
+    events = []
+    deadline = time.monotonic() + 300
+    while not any(e["stream"] == "target" for e in events) and time.monotonic() < deadline:
+        try:
+            events.append(json.loads(lines.get(timeout=1)))
+        except queue.Empty:
+            if process.poll() is not None:
+                break
+    assert process.poll() is None, "the run ended before it could be interrupted"
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=300)
+    finally:
+        process.kill()
+    stderr = process.stderr.read()
+    reader.join(timeout=5)
+    while not lines.empty():
+        events.append(json.loads(lines.get()))
+    assert process.returncode == 143, stderr
+    assert "Traceback" not in stderr
+    target = [e for e in events if e["stream"] == "target"]
+    assert target and target[-1]["sentence_end"], "the open sentence is finished and written before exiting"
+    assert any(e["stream"] == "source" for e in events)
+    cues = list(srt.parse(srt_path.read_text(encoding="utf-8")))
+    assert " ".join(c.content for c in cues).split() == " ".join(e["text"] for e in target).split()
