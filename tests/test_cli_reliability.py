@@ -134,3 +134,19 @@ def test_quantize_into_a_read_only_folder_is_one_line(small_f32, tmp_path):
     result = run_with_read_only(folder, CLI + ["convert", "quantize", small_f32, folder / "q.gguf", "--type", "Q8_0"])
     assert result.returncode == 2
     assert one_line_error(result) == f"lsg-edge: error: output folder is not writable: {folder}"
+
+
+def test_a_cache_of_links_to_another_cache_translates(default_gguf, tmp_path):
+    # Hard links always worked; symbolic links to another cache's models were refused as if the
+    # manifest had named a path outside the cache.
+    models = tmp_path / "cache" / "models"
+    models.mkdir(parents=True)
+    for path in default_gguf.parent.iterdir():
+        if path.is_file():
+            (models / path.name).symlink_to(path)
+    result = run_cli(["translate", "--stdin", "--threads", "1"], (SENTENCE + "\n").encode(),
+                     env={**os.environ, "LSG_EDGE_CACHE": str(tmp_path / "cache")})
+    assert result.returncode == 0, result.stderr
+    assert "police" in result.stdout.decode().lower()
+    assert b"assembling" not in result.stderr and b"building" not in result.stderr  # nothing built again
+    assert all(p.is_symlink() for p in models.iterdir())

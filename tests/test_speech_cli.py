@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -82,3 +85,25 @@ def test_file_and_mic_together_is_refused(wav) -> None:
 def test_compute_device_missing_from_onnxruntime_is_one_line(wav) -> None:
     # The CPU wheel of onnxruntime has no CUDA provider: say so rather than run on the CPU silently.
     assert "cuda" in _one_line_error(_asr(str(wav), "--model", "tiny.en", "--device", "cuda")).lower()
+
+
+def test_sigterm_commits_what_was_heard_and_exits_143(data_dir) -> None:
+    # Paced as if live, so the signal arrives mid-stream: what was committed stays, the words heard
+    # since are committed before the exit, the line is closed, and the exit code says SIGTERM.
+    wav = data_dir / "librispeech-dev" / "audio" / "dev-clean-2-0038.wav"  # 20.7 s
+    command = [sys.executable, "-c", "from lsg_edge.cli import main; main()", "asr", str(wav), "--model", "tiny.en",
+               "--realtime", "--threads", "1"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    os.set_blocking(process.stdout.fileno(), False)
+    first, deadline = b"", time.monotonic() + 120
+    while not first.strip() and time.monotonic() < deadline:
+        first += process.stdout.read() or b""
+        time.sleep(0.05)
+    assert first.strip(), "no word was committed before the deadline"
+    process.send_signal(signal.SIGTERM)
+    rest, err = process.communicate(timeout=120)
+    assert process.returncode == 143, err
+    assert b"Traceback" not in err
+    text = first + rest
+    assert text.endswith(b"\n") and text.count(b"\n") == 1  # the open line closed, once
+    assert len(text.split()) < 30, text  # stopped early: the whole utterance has 59 words
