@@ -8,6 +8,7 @@ weights. Weights are float32 (CPU onnxruntime runs float16 graphs slower, not fa
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -18,7 +19,8 @@ import numpy as np
 
 from ..errors import ModelError
 from ..runtimes import import_onnxruntime
-from ..speech.whisper_graphs import DECODER_FILE, ENCODER_FILE, SIDE_FILES
+from ..speech.alignment_heads import alignment_heads
+from ..speech.whisper_graphs import ALIGNMENT_OUTPUT, DECODER_FILE, ENCODER_FILE, SIDE_FILES
 from .whisper_weights import WhisperDims, WhisperWeights, load_weights
 
 __all__ = ["convert_whisper", "export_onnx", "quantize_int8", "OPSET"]
@@ -156,7 +158,7 @@ def _build_encoder(onnx, weights: WhisperWeights):
     return h.make_graph(g.nodes, "whisper_encoder", inputs, outputs, g.initializers)
 
 
-def _build_decoder(onnx, weights: WhisperWeights):
+def _build_decoder(onnx, weights: WhisperWeights, heads: list[tuple[int, int]]):
     dims, t = weights.dims, weights.tensors
     g = _Graph(onnx)
     head_dim = dims.d_model // dims.n_heads
@@ -175,7 +177,7 @@ def _build_decoder(onnx, weights: WhisperWeights):
                 value=onnx.helper.make_tensor("one", onnx.TensorProto.FLOAT, [1], [1.0]))
     visible = g.op("Trilu", [ones, scalar(n_past)], upper=0)
     mask = g.op("Mul", [g.op("Sub", [visible, g.const(np.float32(1.0))]), g.const(np.float32(-_MASKED))])
-    new_k, new_v = [], []
+    new_k, new_v, alignment = [], [], []
     for i in range(dims.n_decoder_layers):
         p = f"decoder.layers.{i}"
         layer = g.const(np.array(i, np.int64), "layer")
@@ -195,7 +197,11 @@ def _build_decoder(onnx, weights: WhisperWeights):
         h = g.layer_norm(x, t, f"{p}.cross_attn_ln")
         q = g.heads(g.linear(h, t[f"{p}.cross_attn.q.weight"], t[f"{p}.cross_attn.q.bias"], scale), dims.n_heads,
                     head_dim, [0, 2, 1, 3])
-        a = g.attend(q, g.op("Gather", ["cross_k", layer], axis=0), g.op("Gather", ["cross_v", layer], axis=0), None)
+        attention = g.op("Softmax", [g.op("MatMul", [q, g.op("Gather", ["cross_k", layer], axis=0)])], axis=-1)
+        layer_heads = [head for l, head in heads if l == i]
+        if layer_heads:  # this layer's alignment heads' attention [b, n_heads_here, n_new, n_audio]
+            alignment.append(g.op("Gather", [attention, g.const(np.array(layer_heads, np.int64), "heads")], axis=1))
+        a = g.op("MatMul", [attention, g.op("Gather", ["cross_v", layer], axis=0)])
         x = g.op("Add", [x, g.linear(g.merge_heads(a, dims.d_model), t[f"{p}.cross_attn.o.weight"],
                                      t[f"{p}.cross_attn.o.bias"])])
         x = g.mlp(x, t, p)
@@ -208,6 +214,7 @@ def _build_decoder(onnx, weights: WhisperWeights):
     g.nodes.append(onnx.helper.make_node("Reshape", [logits, out_shape], ["logits"]))
     g.nodes.append(onnx.helper.make_node("Identity", [g.stack(new_k)], ["new_self_k"]))
     g.nodes.append(onnx.helper.make_node("Identity", [g.stack(new_v)], ["new_self_v"]))
+    g.nodes.append(onnx.helper.make_node("Concat", alignment, [ALIGNMENT_OUTPUT], axis=1))
     f32, h = onnx.TensorProto.FLOAT, onnx.helper
     L, H = dims.n_decoder_layers, dims.n_heads
     inputs = [
@@ -221,6 +228,7 @@ def _build_decoder(onnx, weights: WhisperWeights):
         h.make_tensor_value_info("logits", f32, ["batch", "n_new", dims.n_vocab]),
         h.make_tensor_value_info("new_self_k", f32, [L, "batch", H, "n_total", head_dim]),
         h.make_tensor_value_info("new_self_v", f32, [L, "batch", H, "n_total", head_dim]),
+        h.make_tensor_value_info(ALIGNMENT_OUTPUT, f32, ["batch", len(heads), "n_new", "n_audio"]),
     ]
     return h.make_graph(g.nodes, "whisper_decoder", inputs, outputs, g.initializers)
 
@@ -231,7 +239,9 @@ def convert_whisper(source_dir: Path, out_dir: Path, progress: Callable[[str], N
     `progress` is called after reading the weights and after each graph."""
     weights = load_weights(Path(source_dir))
     progress("weights")
-    export_onnx(weights, out_dir, progress)
+    dims = weights.dims
+    heads = alignment_heads(dims.n_decoder_layers, dims.n_heads, dims.n_vocab, Path(source_dir))
+    export_onnx(weights, out_dir, progress, heads=heads)
     for file_name in SIDE_FILES:
         if (Path(source_dir) / file_name).exists():
             shutil.copyfile(Path(source_dir) / file_name, Path(out_dir) / file_name)
@@ -242,8 +252,12 @@ def export_onnx(
     weights: WhisperWeights,
     out_dir: Path,
     progress: Callable[[str], None] = lambda stage: None,
+    heads: list[tuple[int, int]] | None = None,
 ) -> tuple[Path, Path]:
     """Write `encoder.onnx` and `decoder.onnx` for `weights` into `out_dir`; return their paths.
+
+    `heads`: the decoder's alignment heads, (layer, head) pairs whose cross-attention the decoder
+    returns (default: `speech.alignment_heads` for the model's shape); recorded in its metadata.
 
     Each file is written under a temporary name and renamed, so an interrupted conversion never
     leaves a file that looks complete. `progress` is called with a stage name after each step.
@@ -251,8 +265,11 @@ def export_onnx(
     onnx = _onnx()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    dims = weights.dims
+    heads = sorted(heads) if heads else alignment_heads(dims.n_decoder_layers, dims.n_heads, dims.n_vocab)
     paths = []
-    for file_name, build in ((ENCODER_FILE, _build_encoder), (DECODER_FILE, _build_decoder)):
+    builders = ((ENCODER_FILE, _build_encoder), (DECODER_FILE, lambda o, w: _build_decoder(o, w, heads)))
+    for file_name, build in builders:
         graph = build(onnx, weights)
         model = onnx.helper.make_model(
             graph,
@@ -260,7 +277,7 @@ def export_onnx(
             producer_name="lsg-edge",
         )
         model.ir_version = 8  # readable by every onnxruntime ≥ 1.14
-        onnx.helper.set_model_props(model, _provenance(weights.dims, weights.source))
+        onnx.helper.set_model_props(model, _provenance(weights.dims, weights.source, heads))
         target = out_dir / file_name
         # One temporary name per process: two first uses at once must not write into one file.
         partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
@@ -280,8 +297,9 @@ def export_onnx(
     return paths[0], paths[1]
 
 
-def _provenance(dims: WhisperDims, source: str) -> dict[str, str]:
+def _provenance(dims: WhisperDims, source: str, heads: list[tuple[int, int]]) -> dict[str, str]:
     props = {f"whisper.{k}": str(v) for k, v in dims.__dict__.items()}
+    props["whisper.alignment_heads"] = json.dumps(heads)
     props["lsg_edge.source"] = source
     props["lsg_edge.converter"] = "lsg_edge.convert.whisper_onnx"
     return props

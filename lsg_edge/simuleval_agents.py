@@ -170,10 +170,10 @@ class LsgSpeechAgent(_LsgAgent, SpeechToTextAgent):
 
         policy = replace(SPEECH_POLICY_DEFAULTS, **_given(args, (
             "policy:name", "k", "delta", "alpha", "low_bound", "top_bound", "words_per_segment:words_per_element",
-            "kl_direction", "draft_tokens")))
+            "kl_direction", "draft_tokens", "frames")))
         options = AsrSessionOptions(language=args.language, task=args.task, policy=policy,
                                  vad=VadOptions(**_given(args, ("min_silence_ms",))),
-                                 **_given(args, ("segment_ms",)))
+                                 **_given(args, ("segment_ms", "beam:beam_size")))
         runtime = RuntimeOptions(**_given(args, ("threads:n_threads", "device")))
         encoder = EncoderOptions(**_given(args, ("encoder_window:window", "encoder_pad_ms:pad_ms")))
         self.engine = SpeechEngine.load(args.model, runtime, encoder, precision=args.precision)
@@ -205,6 +205,10 @@ class LsgSpeechAgent(_LsgAgent, SpeechToTextAgent):
                            help="Source words one segment counts as in the range constraint (default: 2).")
         group.add_argument("--kl-direction", choices=KL_DIRECTIONS, help="Default: paper.")
         group.add_argument("--draft-tokens", type=int, help="Tokens drafted per decision (default: 10).")
+        group.add_argument("--frames", type=int,
+                           help="AlignAtt's f: encoder frames (20 ms) at the end of the audio a token's "
+                                "attention must not point into (default: 25).")
+        group.add_argument("--beam", type=int, help="Beams of the end-of-window decode (default: 1, greedy).")
         group.add_argument("--encoder-window", choices=ENCODER_WINDOWS, help="Default: tight.")
         group.add_argument("--encoder-pad-ms", type=int, help="Padding after the audio with a tight window, ms.")
         group.add_argument("--min-silence-ms", type=int, help="A pause this long ends a window, ms (default: 1500).")

@@ -40,6 +40,8 @@ __all__ = ["eval_command"]
               help="Speech instead of text: a TSV (case_id, audio_path, duration_s, transcript); "
                    "scores WER and latency in ms with the Whisper model --speech-model.")
 @click.option("--speech-model", help="Whisper model for --audio-manifest (default: `lsg-edge asr`'s).")
+@click.option("--beam", default=1, show_default=True,
+              help="--audio-manifest: beams of the decode that commits the rest of a window (1: greedy).")
 @policy_flags
 def eval_command(
     source_path: Path,
@@ -53,6 +55,7 @@ def eval_command(
     no_progress: bool,
     audio_manifest: Path | None,
     speech_model: str | None,
+    beam: int,
     **flags: Any,
 ) -> None:
     """Quality (BLEU, chrF) and SimulEval latency (AL, LAAL, DAL, AP; plain and
@@ -71,10 +74,12 @@ def eval_command(
         from .speech_run import evaluate_speech
 
         model = speech_model or DEFAULT_MODEL
-        click.echo(format_table(evaluate_speech(audio_manifest, output, model, limit, not no_progress, **flags)))
+        click.echo(format_table(evaluate_speech(audio_manifest, output, model, limit, not no_progress, beam, **flags)))
         return
     if source_path is None or reference_path is None:
         raise click.UsageError("give --source and --reference (or --audio-manifest)")
+    if beam != 1:
+        raise click.UsageError("--beam is for speech (--audio-manifest)")
     # Read and check the data before loading a model: a misaligned file fails in a second.
     pairs = read_parallel(source_path, reference_path, limit)
     settings = [s for spec in sweeps for s in parse_sweep(spec)]

@@ -24,6 +24,7 @@ _COLUMNS = (
     ("LAAL_CA", "LAAL_CA", "{:.0f}"),
     ("s_per_sentence", "s/sent", "{:.2f}"),
     ("real_time_factor", "RTF", "{:.2f}"),
+    ("cpu_real_time_factor", "CPU-RTF", "{:.3f}"),
     ("compute_ratio", "×offline", "{:.2f}"),
     ("token_ratio", "tok×offline", "{:.2f}"),
 )

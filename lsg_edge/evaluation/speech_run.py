@@ -117,11 +117,13 @@ def run_speech(new_session: Any, items: Sequence[AudioItem], progress: bool = Tr
 
 
 def evaluate_speech(
-    audio_manifest: Path, output: Path, speech_model: str, limit: int | None, progress: bool, **flags: Any
+    audio_manifest: Path, output: Path, speech_model: str, limit: int | None, progress: bool, beam: int = 1,
+    **flags: Any
 ) -> list[dict[str, Any]]:
     """`lsg-edge eval --audio-manifest`: stream every utterance with the speech policy named by the
     shared flags (--policy, --delta, --alpha, --low-bound, --top-bound, --kl-direction,
-    --draft-tokens, --threads; others keep the speech defaults) and write instances.log and scores.json."""
+    --draft-tokens, --frames, --threads; others keep the speech defaults; `beam`: beams of the
+    end-of-window decode) and write instances.log and scores.json."""
     from dataclasses import asdict, replace
 
     from ..policy.options import SPEECH_POLICY_DEFAULTS
@@ -133,23 +135,28 @@ def evaluate_speech(
     from .scoring import latency_scores, quality_scores
 
     items = read_audio_manifest(audio_manifest, limit)
-    keys = ("k", "delta", "alpha", "low_bound", "top_bound", "kl_direction", "draft_tokens")
+    keys = ("k", "delta", "alpha", "low_bound", "top_bound", "kl_direction", "draft_tokens", "frames")
     policy = replace(SPEECH_POLICY_DEFAULTS, name=flags.get("policy") or SPEECH_POLICY_DEFAULTS.name,
                      **{k: flags[k] for k in keys if flags.get(k) is not None})
     # English recognition (the manifests here are LibriSpeech); --src/--tgt are the text pair's.
-    options = AsrSessionOptions(policy=policy)
+    options = AsrSessionOptions(policy=policy, beam_size=beam)
     # --threads is onnxruntime's here (default: the cores, up to 4), as `lsg-edge asr --threads`.
     engine = SpeechEngine.load(speech_model, RuntimeOptions(n_threads=flags.get("threads") or 0))
+    cpu_started = time.process_time()
     instances, wall_s = run_speech(lambda: engine.create_session(options), items, progress)
-    row: dict[str, Any] = {"policy": policy.name, "setting": policy.name, "n_sentences": len(instances)}
+    cpu_s = time.process_time() - cpu_started  # this process's CPU time: unlike wall time, not inflated by other load
+    setting = policy.name + (f" f={policy.frames}" if policy.name == "alignatt" else "") + (
+        f" beam={beam}" if beam > 1 else "")
+    row: dict[str, Any] = {"policy": policy.name, "setting": setting, "n_sentences": len(instances)}
     row.update(quality_scores(instances, ("WER",)))
     row.update(latency_scores(instances))
     row["s_per_sentence"] = wall_s / max(len(instances), 1)
     audio_s = sum(i.source_length for i in instances) / 1000.0
     row["real_time_factor"] = wall_s / audio_s if audio_s else float("nan")
+    row["cpu_real_time_factor"] = cpu_s / audio_s if audio_s else float("nan")
     output = output_folder(output)
     write_instances(output / "instances.log", instances)
-    write_scores(output / "scores.json", [row], {"model": speech_model, "policy": asdict(policy),
+    write_scores(output / "scores.json", [row], {"model": speech_model, "policy": asdict(policy), "beam": beam,
                                                  "units": {"AL/LAAL/DAL": "ms of audio", "*_CA": "ms"}})
     (output / "scores.txt").write_text(format_table([row]) + "\n", encoding="utf-8")
     return [row]

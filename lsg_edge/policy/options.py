@@ -9,7 +9,7 @@ from .decision import KL_DIRECTIONS
 
 __all__ = ["PolicyOptions", "POLICY_NAMES", "SPEECH_POLICY_DEFAULTS"]
 
-POLICY_NAMES = ("lsg", "wait-k", "offline", "local-agreement")
+POLICY_NAMES = ("lsg", "wait-k", "offline", "local-agreement", "alignatt")
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,9 @@ class PolicyOptions:
     kl_direction: str = "paper"  # "paper" = KL(P_cur‖P_base); "code" = KL(P_base‖P_cur)
     draft_tokens: int = 10  # tokens drafted per decision, tokens
     words_per_element: int = 1  # source words one source element counts as
+    # AlignAtt's f: a token waits while its attention points into the last `frames` encoder frames
+    # of the audio heard (20 ms each for Whisper).
+    frames: int = 25
 
     def __post_init__(self) -> None:
         if self.name not in POLICY_NAMES:
@@ -39,6 +42,8 @@ class PolicyOptions:
                             ("--k", self.k), ("--words-per-segment", self.words_per_element)):
             if value < 1:
                 raise OptionsError(f"{flag} must be at least 1, got {value}")
+        if self.frames < 0:
+            raise OptionsError(f"--frames must be at least 0, got {self.frames}")
         if self.top_bound < 0 or (self.name == "lsg" and self.top_bound < 1):
             # U = 0 forces every word the moment L allows it: LSG would never decide anything.
             raise OptionsError(f"--top-bound must be at least 1 for LSG, got {self.top_bound} (U = 0 forces every "

@@ -225,4 +225,8 @@ def make_policy(options: PolicyOptions) -> Policy:
         from .local_agreement import LocalAgreementPolicy
 
         return LocalAgreementPolicy()
+    if options.name == "alignatt":
+        from .alignatt import AlignAttPolicy
+
+        return AlignAttPolicy(options)
     return OfflinePolicy()

@@ -58,6 +58,11 @@ _SESSION = AsrSessionOptions()
 @click.option("--kl-direction", type=click.Choice(KL_DIRECTIONS), default=_POLICY.kl_direction, show_default=True)
 @click.option("--draft-tokens", type=int, default=_POLICY.draft_tokens, show_default=True,
               help="Tokens drafted per decision.")
+@click.option("--frames", type=int, default=_POLICY.frames, show_default=True,
+              help="AlignAtt's f: a token waits while its attention points into the last F encoder frames "
+                   "(20 ms each) of the audio heard.")
+@click.option("--beam", type=int, default=_SESSION.beam_size, show_default=True,
+              help="Beams of the decode that commits the rest of a window at its end (1: greedy).")
 @click.option("--encoder-window", type=click.Choice(ENCODER_WINDOWS), default=EncoderOptions.window,
               show_default=True,
               help="30s: pad every encoder input to 30 s; tight: encode the audio so far (+ padding).")
@@ -92,7 +97,7 @@ _SESSION = AsrSessionOptions()
 def asr_command(audio: Path | None, mic: bool, mic_device: str | None, realtime: bool, as_json: bool, model: str,
                 task: str, language: str | None, policy: str, segment_ms: int, k: int, delta: float, alpha: float,
                 low_bound: int, top_bound: int, words_per_segment: int, kl_direction: str, draft_tokens: int,
-                encoder_window: str, encoder_pad_ms: int, device: str, compute_device: str | None,
+                frames: int, beam: int, encoder_window: str, encoder_pad_ms: int, device: str, compute_device: str | None,
                 carry_tokens: int, edge_words: int, min_silence_ms: int, precision: str, threads: int, manifest: Path | None,
                 translate_to: str | None, translation_model: Path | None, translation_manifest: str | None,
                 srt_path: Path | None, vtt_path: Path | None, drafts: bool) -> None:
@@ -112,8 +117,9 @@ def asr_command(audio: Path | None, mic: bool, mic_device: str | None, realtime:
         task=task,
         policy=PolicyOptions(name=policy, k=k, delta=delta, alpha=alpha, low_bound=low_bound, top_bound=top_bound,
                              words_per_element=words_per_segment, kl_direction=kl_direction,
-                             draft_tokens=draft_tokens),
+                             draft_tokens=draft_tokens, frames=frames),
         segment_ms=segment_ms,
+        beam_size=beam,
         carry_tokens=carry_tokens,
         edge_words=edge_words,
         vad=VadOptions(min_silence_ms=min_silence_ms),

@@ -49,6 +49,7 @@ class WhisperDecoderContext:
         self._tokens: list[int] = []  # what the cache holds
         self._k, self._v = self._runtime.empty_cache()
         self._rows: dict[int, np.ndarray] = {}
+        self._attention: dict[int, np.ndarray] = {}  # position → alignment heads' attention [heads, n_audio]
 
     @property
     def audio(self) -> EncodedAudio | None:
@@ -86,16 +87,38 @@ class WhisperDecoderContext:
         self._v = self._v[:, :, :, :start]
         self._tokens = self._tokens[:start]
         self._rows = {p: r for p, r in self._rows.items() if p < start}
+        self._attention = {p: a for p, a in self._attention.items() if p < start}
         new = tokens[start:]
-        logits, self._k, self._v = self._runtime.decode(new, self._k, self._v, self._audio)
+        step = self._runtime.decode_step(new, self._k, self._v, self._audio)
+        logits, self._k, self._v = step.logits, step.self_k, step.self_v
         positions = list(range(start, len(tokens)))
         self._filter.apply(logits, positions, self._first_output)
         self._tokens = list(tokens)
         for k, p in enumerate(positions):
             self._rows[p] = logits[k]
+            if step.attention is not None:
+                self._attention[p] = step.attention[k]
+
+    def attention_at(self, tokens: Sequence[int], positions: Sequence[int]) -> np.ndarray:
+        """The alignment heads' cross-attention of the rows at `positions` of `tokens` (the row at
+        p predicts token p + 1, so it was computed *reading* token p): float32 [len(positions),
+        n_alignment_heads, n_audio]. Rows are those of the last evaluation; missing ones are computed."""
+        if not self._runtime.has_alignment_attention:
+            raise ModelError("this converted Whisper model returns no cross-attention: convert it again "
+                             "(delete its onnx folder in the cache)")
+        if self._audio is None:
+            raise RuntimeError("set_audio() before attention_at()")
+        tokens, positions = list(tokens), list(positions)
+        if any(p < 0 or p >= len(tokens) for p in positions):
+            raise IndexError(f"positions {positions} outside a sequence of {len(tokens)} tokens")
+        keep = common_prefix_length(self._tokens, tokens)
+        missing = [p for p in positions if p >= keep or p not in self._attention]
+        if missing:
+            self._evaluate(tokens, min(min(missing), keep))
+        return np.stack([self._attention[p] for p in positions])
 
     def _evict(self, keep: set[int]) -> None:
         if len(self._rows) > _MAX_REMEMBERED_ROWS:
             extra = sorted(p for p in self._rows if p not in keep)
             for p in extra[: len(self._rows) - _MAX_REMEMBERED_ROWS]:
-                del self._rows[p]
+                del self._rows[p]  # attention rows stay: AlignAtt standardises over all of them

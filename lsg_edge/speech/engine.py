@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from ..errors import OptionsError
-from ..policy.drafting import greedy_draft
+from ..policy.drafting import Draft, greedy_draft
 from .context import WhisperDecoderContext
 from .features import FRAME_MS, HOP_SAMPLES, N_FRAMES_30S, SAMPLE_RATE_HZ, LogMel
 from .loops import token_budget, trim_repetition
@@ -123,6 +123,15 @@ class SpeechEngine:
 
     def prompt(self, language: str | None, task: str, previous: Sequence[int] = ()) -> list[int]:
         return self.vocab.prompt(language, task, previous)
+
+    def beam_search(self, prompt: list[int], committed: list[int], audio: EncodedAudio, n_beams: int,
+                    max_new_tokens: int) -> Draft:
+        """Beam-search continuation of `prompt` + `committed` over `audio` (`speech.beam`); `ended`
+        when it stopped on the end of transcript."""
+        from .beam import beam_search
+
+        return beam_search(self.runtime, self.token_filter, audio, prompt + committed, len(prompt) - 1, n_beams,
+                           max_new_tokens, self.vocab.is_end_of_generation)
 
     def transcribe(self, audio: np.ndarray, language: str | None = None, task: str = "transcribe") -> str:
         """Greedy offline transcript of one window of `audio` (float32, 16 kHz, ≤ 30 s)."""

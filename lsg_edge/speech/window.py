@@ -23,12 +23,13 @@ from typing import Callable
 
 import numpy as np
 
+from ..errors import OptionsError
 from ..policy.drafting import Draft, greedy_draft, word_limit
 from ..policy.options import PolicyOptions
 from ..policy.strategies import Policy, Write
 from ..policy.words import word_starts
 from .asr_engine import AsrEngine, AudioContext
-from .features import SAMPLE_RATE_HZ
+from .features import HOP_SAMPLES, SAMPLE_RATE_HZ
 from .loops import first_repeat, token_budget, trim_repetition
 
 __all__ = ["WindowDecoder", "SegmentView", "hold_back_edge"]
@@ -43,8 +44,11 @@ class WindowDecoder:
     (the full prefix, and the wait-1 baseline when the policy needs one)."""
 
     def __init__(self, engine: AsrEngine, prompt: list[int], policy: PolicyOptions, segment_samples: int,
-                 edge_words: int = 1) -> None:
+                 edge_words: int = 1, beam_size: int = 1) -> None:
+        if beam_size > 1 and not hasattr(engine, "beam_search"):
+            raise OptionsError("--beam needs a Whisper model")
         self.engine = engine
+        self.beam_size = beam_size  # beams of the decode that commits the rest of a window (1: greedy)
         self.prompt = prompt
         self.policy = policy
         self.segment_samples = segment_samples
@@ -122,17 +126,21 @@ class WindowDecoder:
         """Everything left of the window, decoded greedily at full context."""
         self.full.set_audio(self.encode(window))
         self.guess = []
-        draft = self.draft(token_budget(window.size, SAMPLE_RATE_HZ) - len(self.committed))
+        draft = self.draft(token_budget(window.size, SAMPLE_RATE_HZ) - len(self.committed), beam_size=self.beam_size)
         return self.take(trim_repetition(draft.tokens))
 
-    def draft(self, max_tokens: int, guess: list[int] = (), should_stop=None) -> Draft:
-        """Greedy continuation of the committed tokens, cut where it starts repeating the window."""
+    def draft(self, max_tokens: int, guess: list[int] = (), should_stop=None, beam_size: int = 1) -> Draft:
+        """Greedy (or beam-search) continuation of the committed tokens, cut where it starts
+        repeating the window."""
         if max_tokens <= 0:
             return Draft()
         room = self.engine.n_text_ctx // 2 - (len(self.prompt) - self._n_carried) - len(self.committed)
         max_tokens = min(max_tokens, room)
-        draft = greedy_draft(self.full, self.prompt + self.committed, max(0, max_tokens),
-                             self.engine.vocab.is_end_of_generation, guess, should_stop)
+        if beam_size > 1:
+            draft = self.engine.beam_search(self.prompt, self.committed, self.full.audio, beam_size, max(0, max_tokens))
+        else:
+            draft = greedy_draft(self.full, self.prompt + self.committed, max(0, max_tokens),
+                                 self.engine.vocab.is_end_of_generation, guess, should_stop)
         cut = first_repeat(self.committed + draft.tokens, len(self.committed))
         if cut is not None:
             draft = draft.cut(cut - len(self.committed), ended=True)
@@ -218,3 +226,16 @@ class SegmentView:
 
     def pieces(self, tokens: list[int]) -> list[str]:
         return self._decoder.pieces(tokens)
+
+    @property
+    def n_heard_frames(self) -> int:
+        """Encoder frames (2 mel hops each) of the audio read; AlignAtt's "heard so far"."""
+        return self.n_read * self._decoder.segment_samples // (2 * HOP_SAMPLES)
+
+    def draft_attention(self, tokens: list[int]) -> np.ndarray:
+        """The full context's alignment-head cross-attention of every row from the prompt's first
+        through the one that predicted the last draft token: float32 [len(prompt) + len(committed)
+        + len(tokens) − 1, n_heads, n_frames] (`policy.alignatt.AttentionView`)."""
+        d = self._decoder
+        sequence = d.prompt + d.committed + list(tokens)
+        return d.full.attention_at(sequence, range(len(sequence) - 1))

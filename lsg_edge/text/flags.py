@@ -50,6 +50,8 @@ def policy_flags(function: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--kl-direction", type=click.Choice(list(KL_DIRECTIONS)),
                      help=f"{KL_DIRECTIONS[0]}: KL(P_cur‖P_base); {KL_DIRECTIONS[1]}: KL(P_base‖P_cur) as ictnlp/LSG."),
         click.option("--draft-tokens", type=int, help="Tokens drafted per decision."),
+        click.option("--frames", type=int, help="AlignAtt's f (speech): encoder frames of 20 ms at the end of "
+                                                "the audio a token's attention must not point into."),
         click.option("--threads", type=int, help="CPU threads for llama.cpp (default: the cores, up to 4)."),
         click.option("--device", type=click.Choice(list(DEVICES)),
                      help="Where the LLM runs (default: the manifest's, normally auto); auto = the GPU if "
