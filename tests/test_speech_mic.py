@@ -89,3 +89,36 @@ def test_mic_captions_are_committed_live_and_ctrl_c_stops_cleanly(file_microphon
     assert any(e["sentence_end"] for e in events), "the pause after the speech should close the window"
     heard = " ".join(e["text"] for e in events)
     assert word_error_rate([REFERENCE], [heard]) < 25.0, heard
+
+
+def test_mic_translated_live_and_ctrl_c_keeps_both_streams(file_microphone: dict[str, str]) -> None:
+    command = [sys.executable, "-c", "from lsg_edge.cli import main; main()", "asr", "--mic", "--json",
+               "--model", "tiny.en", "--translate-to", "de", "--threads", "2"]
+    process = subprocess.Popen(command, env=file_microphone, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=default_sigint)
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
+    events = []
+    deadline = time.monotonic() + 300
+    while not any(e["stream"] == "target" for e in events):
+        try:
+            events.append(json.loads(lines.get(timeout=max(0.1, deadline - time.monotonic()))))
+        except queue.Empty:
+            break
+    process.send_signal(signal.SIGINT)  # mid-stream: the words heard so far are still committed
+    try:
+        process.wait(timeout=300)
+    finally:
+        process.kill()
+    stderr = process.stderr.read()
+    time.sleep(0.2)
+    while not lines.empty():
+        events.append(json.loads(lines.get()))
+
+    assert process.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    source = " ".join(e["text"] for e in events if e["stream"] == "source")
+    target = [e for e in events if e["stream"] == "target"]
+    assert "virgilius" in source.lower() or "blood" in source.lower(), source
+    assert target and target[-1]["sentence_end"], "Ctrl-C finishes the open sentence of the translation"
+    assert " ".join(e["text"] for e in target).split() != source.split()
