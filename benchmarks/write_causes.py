@@ -1,0 +1,242 @@
+"""Why LSG writes: per written word, which test let it out, and whether the offline translation has it.
+
+    python benchmarks/write_causes.py run --data DATA --manifest gemma3-270m-translate --first 1 --limit 50 \
+        --setting "lsg:L/U=3/4;delta=3;alpha=0.6" --setting "wait-k:k=3,5" --output /tmp/causes-270m
+    python benchmarks/write_causes.py report /tmp/causes-270m            # tables again from the logs
+    python benchmarks/write_causes.py compare /tmp/x/lsg-... /tmp/x/wait-k-k-3   # paired bootstrap
+
+A word that LSG commits leaves because of one of four causes:
+- `confidence`: every token of it passed max P_cur > α;
+- `KL`: every token passed the write test, at least one only by KL(P_cur‖P_base) > δ;
+- `forced (U)`: the range constraint's upper bound made it due although the test failed on it;
+- `end of source`: written after the last source word (decoded at full context).
+The cause is replayed in this process: the policy's leading-run test is wrapped so that it records,
+per draft token, whether the confidence test alone passed it, and each Write is matched to the run
+that made it. Per cause the table gives the words, their share, and how many of them the model's
+own offline translation also holds (bag of words, each offline word matched once). A cause whose
+words are rarely in the offline translation marks the threshold that lets too much out.
+
+`run` also writes each setting's SimulEval `instances.log` (and the offline one) under --output,
+so the same run gives the BLEU/AL rows; `compare` prints sacrebleu's paired bootstrap between two.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from lsg_edge import TranslationEngine
+from lsg_edge.evaluation.instance import Instance, read_instances, write_instances
+from lsg_edge.evaluation.scoring import latency_scores, quality_scores
+from lsg_edge.evaluation.sweep import Setting, parse_sweep
+from lsg_edge.evaluation.text_run import instance_from_commits, read_parallel
+from lsg_edge.policy import strategies
+from lsg_edge.policy.decision import log_softmax
+from lsg_edge.policy.options import PolicyOptions
+from lsg_edge.policy.words import word_starts
+from lsg_edge.text.source import split_words
+
+CAUSES = ("confidence", "KL", "forced (U)", "end of source")
+_PRIORITY = {"confidence": 0, "KL": 1, "forced (U)": 2}  # a word is as weak as its weakest token
+
+
+class _RecordingRun(strategies.LeadingRun):
+    """The policy's leading run, recording per tested token whether confidence alone passed it."""
+
+    last: "_RecordingRun | None" = None
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.confident: list[bool] = []
+        _RecordingRun.last = self
+
+    def _passes(self, tokens, k, row) -> bool:
+        self.confident.append(bool(np.exp(float(log_softmax(row[None, :]).max())) > self._options.alpha))
+        return super()._passes(tokens, k, row)
+
+
+class _Recorder:
+    """Wraps LsgPolicy.decide: each Write's per-word causes, in the order the commits come."""
+
+    def __init__(self) -> None:
+        self.writes: list[list[str]] = []
+        original = strategies.LsgPolicy.decide
+        recorder = self
+
+        def decide(policy, view):
+            _RecordingRun.last = None
+            decision = original(policy, view)
+            if isinstance(decision, strategies.Write):
+                recorder.writes.append(recorder._word_causes(view, decision.n_tokens, _RecordingRun.last))
+            return decision
+
+        strategies.LeadingRun = _RecordingRun
+        strategies.LsgPolicy.decide = decide
+
+    @staticmethod
+    def _word_causes(view, n_tokens: int, run: _RecordingRun | None) -> list[str]:
+        tokens = view.last_draft.tokens[:n_tokens]
+        causes = []
+        for k in range(n_tokens):
+            if run is None or k >= run.n_accepted:
+                causes.append("forced (U)")
+            else:
+                causes.append("confidence" if run.confident[k] else "KL")
+        starts = word_starts(view.pieces(tokens), view.at_target_start)
+        words: list[str] = []
+        for k, cause in enumerate(causes):
+            if starts[k] or not words:
+                words.append(cause)
+            elif _PRIORITY[cause] > _PRIORITY[words[-1]]:
+                words[-1] = cause
+        return words
+
+
+def _normal(word: str) -> str:
+    return re.sub(r"[^\w]", "", word.lower())
+
+
+def run(args: argparse.Namespace) -> None:
+    recorder = _Recorder()
+    pairs = read_parallel(args.source, args.reference)[args.first - 1 : args.first - 1 + args.limit]
+    settings = [Setting("offline")] + [s for spec in args.setting for s in parse_sweep(spec)]
+    cpu: dict[str, float] = {}
+    with TranslationEngine.load(args.manifest, n_threads=args.threads) as engine:
+        base = engine.policy_options(args.src, args.tgt)
+        results: dict[str, list[Instance]] = {}
+        words_by_cause: dict[str, Counter] = {}
+        for setting in settings:
+            policy: PolicyOptions = setting.policy_options(base)
+            session = engine.create_session(args.src, args.tgt, policy=policy)
+            instances, counts = [], Counter()
+            started = time.process_time()
+            for n, pair in enumerate(pairs):
+                words = split_words(pair.source)
+                recorder.writes.clear()
+                commits, reads, causes = [], [], []
+                for n_read, word in enumerate(words, 1):
+                    pushed = session.push(word)
+                    commits += pushed
+                    reads += [n_read] * len(pushed)
+                write_causes = list(recorder.writes)
+                for commit in commits:
+                    causes += write_causes.pop(0) if write_causes else ["unknown"] * len(commit.text.split())
+                finished = session.finish()
+                commits += finished
+                reads += [len(words)] * len(finished)
+                causes += ["end of source"] * sum(len(c.text.split()) for c in finished)
+                instance = instance_from_commits(args.first - 1 + n, words, pair.reference, commits, reads)
+                if setting.name == "lsg":
+                    offline = Counter(_normal(w) for w in results["offline"][n].prediction.split())
+                    for word, cause in zip(instance.prediction.split(), causes):
+                        key = _normal(word)
+                        hit = offline[key] > 0
+                        offline[key] -= hit
+                        counts[(cause, hit)] += 1
+                instances.append(instance)
+                print(f"\r{setting.label}: {n + 1}/{len(pairs)}", end="", file=sys.stderr, flush=True)
+            print(file=sys.stderr)
+            cpu[setting.label] = (time.process_time() - started) / max(len(pairs), 1)
+            results[setting.label] = instances
+            folder = args.output / _slug(setting.label)
+            folder.mkdir(parents=True, exist_ok=True)
+            write_instances(folder / "instances.log", instances)
+            if setting.name == "lsg":
+                words_by_cause[setting.label] = counts
+                (folder / "causes.json").write_text(json.dumps({f"{c}|{h}": v for (c, h), v in counts.items()}))
+            (folder / "cpu.json").write_text(json.dumps({"cpu_s_per_sentence": cpu[setting.label]}))
+    print(f"{args.manifest}, {args.src}→{args.tgt}, sentences {args.first}–{args.first - 1 + len(pairs)}, "
+          f"{args.threads} threads")
+    report([args.output])
+
+
+def _slug(label: str) -> str:
+    return re.sub(r"[^\w.]+", "-", label).strip("-")
+
+
+def report(folders: list[Path]) -> None:
+    print("| setting | n | BLEU | AL | LAAL | CPU s/sentence |")
+    print("|---|---|---|---|---|---|")
+    cause_rows = []
+    for folder in folders:
+        for log in sorted(folder.glob("*/instances.log")):
+            instances = read_instances(log)
+            bleu = quality_scores(instances, ("BLEU",))["BLEU"]
+            lag = latency_scores(instances, computation_aware=False)
+            cpu_file = log.parent / "cpu.json"
+            cpu = json.loads(cpu_file.read_text())["cpu_s_per_sentence"] if cpu_file.exists() else float("nan")
+            print(f"| {log.parent.name} | {len(instances)} | {bleu:.2f} | {lag['AL']:.2f} | {lag['LAAL']:.2f} "
+                  f"| {cpu:.2f} |")
+            causes_file = log.parent / "causes.json"
+            if causes_file.exists():
+                cause_rows.append((log.parent.name, json.loads(causes_file.read_text())))
+    if not cause_rows:
+        return
+    print("\n| setting | cause | words | share | in the offline translation |")
+    print("|---|---|---|---|---|")
+    for label, raw in cause_rows:
+        counts = Counter({(k.split("|")[0], k.split("|")[1] == "True"): v for k, v in raw.items()})
+        total = sum(counts.values())
+        for cause in (*CAUSES, "unknown"):
+            n = counts[(cause, True)] + counts[(cause, False)]
+            if n:
+                print(f"| {label} | {cause} | {n} | {100 * n / total:.1f} % | {100 * counts[(cause, True)] / n:.1f} % |")
+
+
+def compare(args: argparse.Namespace) -> None:
+    """sacrebleu's paired bootstrap (1000 resamples) of BLEU: run B against baseline run A."""
+    from sacrebleu.metrics import BLEU
+    from sacrebleu.significance import PairedTest
+
+    a, b = (read_instances(folder / "instances.log") for folder in (args.baseline, args.system))
+    n = min(len(a), len(b))
+    references = [[i.reference for i in a[:n]]]
+    systems = [(args.baseline.name, [i.prediction for i in a[:n]]), (args.system.name, [i.prediction for i in b[:n]])]
+    test = PairedTest(systems, {"BLEU": BLEU()}, references, test_type="bs", n_samples=args.samples)
+    _, scores = test()
+    result = scores["BLEU"][1]
+    print(f"{args.system.name} vs {args.baseline.name} on {n} sentences: BLEU {result.score:.2f} vs "
+          f"{scores['BLEU'][0].score:.2f}, paired bootstrap p = {result.p_value:.4f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    command = commands.add_parser("run")
+    command.add_argument("--data", type=Path, required=True, help="the shared evaluation data folder")
+    command.add_argument("--manifest", default="gemma3-270m-translate")
+    command.add_argument("--source", type=Path)
+    command.add_argument("--reference", type=Path)
+    command.add_argument("--src", default="de")
+    command.add_argument("--tgt", default="en")
+    command.add_argument("--first", type=int, default=1, help="first sentence, 1-based")
+    command.add_argument("--limit", type=int, default=50)
+    command.add_argument("--setting", action="append", default=[], help="a --sweep spec of lsg-edge eval")
+    command.add_argument("--threads", type=int, default=1)
+    command.add_argument("--output", type=Path, required=True)
+    report_command = commands.add_parser("report")
+    report_command.add_argument("folders", type=Path, nargs="+")
+    compare_command = commands.add_parser("compare")
+    compare_command.add_argument("baseline", type=Path)
+    compare_command.add_argument("system", type=Path)
+    compare_command.add_argument("--samples", type=int, default=1000)
+    args = parser.parse_args()
+    if args.command == "run":
+        args.source = args.source or args.data / "wmt15-deen-dev" / f"{args.src}.txt"
+        args.reference = args.reference or args.data / "wmt15-deen-dev" / f"{args.tgt}.txt"
+        run(args)
+    elif args.command == "report":
+        report(args.folders)
+    else:
+        compare(args)
+
+
+if __name__ == "__main__":
+    main()
