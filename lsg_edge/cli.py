@@ -29,6 +29,8 @@ _LAZY_COMMANDS = {
     "asr": ("lsg_edge.speech.cli", "asr_command"),
     "convert": ("lsg_edge.convert.cli", "convert_group"),
     "info": ("lsg_edge.info", "info_command"),
+    "serve": ("lsg_edge.serve.cli", "serve_command"),
+    "client": ("lsg_edge.serve.cli", "client_command"),
 }
 
 

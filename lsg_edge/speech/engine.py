@@ -6,6 +6,7 @@ window offline (greedy, no timestamps — the reference the streaming policies a
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
@@ -67,6 +68,8 @@ class SpeechEngine:
         self.encoder_options = encoder_options
         self.log_mel = LogMel(self.runtime.n_mels)
         self.n_text_ctx = WHISPER_TEXT_CTX
+        self._lent_lock = threading.Lock()  # sessions on several threads acquire and release
+        self._contexts_lent = 0
 
     @classmethod
     def load(cls, model: str | Path | None = None, runtime_options: RuntimeOptions = RuntimeOptions(),
@@ -101,10 +104,20 @@ class SpeechEngine:
 
     def acquire_context(self, prompt: list[int]) -> WhisperDecoderContext:
         # A Whisper decoder context is a small NumPy cache: made per session, dropped on release.
-        return self.new_context(prompt)
+        context = self.new_context(prompt)
+        with self._lent_lock:
+            self._contexts_lent += 1
+        return context
 
     def release_context(self, context: WhisperDecoderContext) -> None:
-        pass
+        with self._lent_lock:
+            self._contexts_lent -= 1
+
+    @property
+    def contexts_in_use(self) -> int:
+        """Decoder contexts acquired by sessions and not yet released (a server's leak check)."""
+        with self._lent_lock:
+            return self._contexts_lent
 
     def create_session(self, options: "AsrSessionOptions | None" = None) -> "AsrSession":
         """A new audio stream over this engine (close it, or use `with`)."""
