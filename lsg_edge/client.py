@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
@@ -59,12 +60,17 @@ class CaptionClient:
         self.url = url
         self.messages: list[ReceivedMessage] = []
         self._on_message = on_message
+        self._stack = ExitStack()  # the connection, closed by `close()`
         try:
-            self._ws = connect(url, open_timeout=open_timeout_s, max_size=None)
+            self._ws = self._stack.enter_context(connect(url, open_timeout=open_timeout_s, max_size=None))
         except (OSError, WebSocketException, TimeoutError) as e:
             raise LsgEdgeError(f"cannot connect to {url}: {e}") from e
-        self._ws.send(json.dumps({"language": language, "target": target, "policy": policy}))
-        self.ready = self._first_message(open_timeout_s)
+        try:
+            self._ws.send(json.dumps({"language": language, "target": target, "policy": policy}))
+            self.ready = self._first_message(open_timeout_s)
+        except BaseException:
+            self._stack.close()
+            raise
         self.sent_samples = 0
         self._done = threading.Event()
         self._error: str | None = None
@@ -75,12 +81,10 @@ class CaptionClient:
         try:
             message = json.loads(self._ws.recv(timeout=timeout_s))
         except TimeoutError as e:
-            self._ws.close()
             raise ServerError(f"{self.url}: no answer to the settings within {timeout_s:g} s") from e
         except Exception as e:  # noqa: BLE001 - websockets raises ConnectionClosed* variants
             raise ServerError(f"{self.url}: the server closed the connection ({e})") from e
         if message.get("type") == "error":
-            self._ws.close()
             raise ServerError(message.get("message", "refused"))
         return message
 
@@ -110,7 +114,7 @@ class CaptionClient:
         return list(self.messages)
 
     def close(self) -> None:
-        self._ws.close()
+        self._stack.close()
         self._receiver.join(timeout=5.0)
 
     def __enter__(self) -> "CaptionClient":

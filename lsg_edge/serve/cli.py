@@ -54,13 +54,14 @@ def serve_command(host: str, port: int, max_sessions: int | None, model: str, th
     from .app import create_app
     from .streams import ServeEngines
 
-    options = ServeOptions(max_sessions=max_sessions or default_max_sessions(), idle_timeout_s=idle_timeout_s)
+    options = ServeOptions(max_sessions=default_max_sessions() if max_sessions is None else max_sessions,
+                           idle_timeout_s=idle_timeout_s)
     if not 0 <= port <= 65535:
         raise InputError(f"--port must be within 0…65535, got {port}")
-    listener = _listen(host, port)  # before loading models: a busy port fails in a second
     if host not in _LOOPBACK:
         click.echo(f"lsg-edge: warning: listening on {host}: anyone who can reach this machine can use the "
                    "server (no authentication); use the default 127.0.0.1 to keep it local", err=True)
+    listener = _listen(host, port)  # before loading models: a busy port fails in a second
     engines = ServeEngines(SpeechEngine.load(model, RuntimeOptions(n_threads=threads)))
     app = create_app(engines, options)
     logging.basicConfig(stream=sys.stderr, format="lsg-edge serve: %(message)s")

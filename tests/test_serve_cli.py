@@ -1,0 +1,113 @@
+"""`lsg-edge serve` and `lsg-edge client` as a user runs them: one-line errors before any model
+loads, and a real server process on a free loopback port answering the client command."""
+
+from __future__ import annotations
+
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.markers import SPEECH, loads
+from tests.helpers.serve import read_utterance
+
+_START_TIMEOUT_S = 120.0  # bound on the server loading Whisper tiny.en (not a timing check)
+
+
+def _lsg_edge(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lsg_edge.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def _one_line_error(result: subprocess.CompletedProcess) -> str:
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("lsg-edge: error:")]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_serve_rejects_a_bad_cap_before_loading_anything() -> None:
+    result = _lsg_edge("serve", "--max-sessions", "0")
+    assert result.returncode == 2
+    assert _one_line_error(result) == "lsg-edge: error: --max-sessions must be at least 1, got 0"
+
+
+def test_serve_on_a_busy_port_is_one_line() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        result = _lsg_edge("serve", "--port", str(port))
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in _one_line_error(result)
+
+
+def test_serve_warns_before_listening_beyond_loopback() -> None:
+    # 192.0.2.1 (TEST-NET-1) is no interface of this machine: the warning comes, then binding fails.
+    result = _lsg_edge("serve", "--host", "192.0.2.1", "--port", "0")
+    assert "lsg-edge: warning: listening on 192.0.2.1: anyone who can reach this machine" in result.stderr
+    assert result.returncode == 1 and "cannot listen on 192.0.2.1:0" in _one_line_error(result)
+
+
+def test_client_without_a_server_is_one_line(data_dir: Path) -> None:
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    _, _, wav = read_utterance(data_dir, 1)
+    result = _lsg_edge("client", str(wav), "--url", f"ws://127.0.0.1:{port}/ws")
+    assert result.returncode == 1
+    assert f"cannot connect to ws://127.0.0.1:{port}/ws" in _one_line_error(result)
+
+
+@pytest.fixture(scope="module")
+@loads(SPEECH)
+def server_process():
+    """`lsg-edge serve --model tiny.en --port 0` as a child process: its address."""
+    process = subprocess.Popen([sys.executable, "-m", "lsg_edge.cli", "serve", "--model", "tiny.en", "--port", "0",
+                                "--max-sessions", "2"], stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    deadline = time.monotonic() + _START_TIMEOUT_S
+    seen = []
+    address = None
+    while address is None and time.monotonic() < deadline and process.poll() is None:
+        line = process.stderr.readline()
+        seen.append(line)
+        match = re.search(r"serving on http://(127\.0\.0\.1:\d+)/", line)
+        address = match.group(1) if match else None
+    if address is None:
+        process.kill()
+        pytest.fail("lsg-edge serve did not start: " + "".join(seen))
+    yield address, process
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+
+
+def test_client_command_prints_the_captions(server_process, data_dir: Path) -> None:
+    address, _ = server_process
+    _, transcript, wav = read_utterance(data_dir, 1)
+    result = _lsg_edge("client", str(wav), "--url", f"ws://{address}/ws", "--fast")
+    assert result.returncode == 0, result.stderr
+    words = re.sub(r"[^a-z ]", "", result.stdout.lower()).split()
+    assert words == transcript.lower().split()
+
+
+def test_client_command_reports_a_refusal_in_one_line(server_process, data_dir: Path) -> None:
+    address, _ = server_process
+    _, _, wav = read_utterance(data_dir, 1)
+    result = _lsg_edge("client", str(wav), "--url", f"ws://{address}/ws", "--target", "de")
+    assert result.returncode == 1
+    assert "translation is not available" in _one_line_error(result)
+
+
+def test_serve_stops_cleanly_on_ctrl_c(server_process) -> None:
+    address, process = server_process
+    process.send_signal(signal.SIGINT)
+    process.wait(timeout=60)
+    rest = process.stderr.read()
+    assert "Traceback" not in rest, rest
+    assert process.returncode in (0, 130), (process.returncode, rest)
