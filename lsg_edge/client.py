@@ -53,7 +53,7 @@ class CaptionClient:
                  on_message: Callable[[ReceivedMessage], None] | None = None,
                  open_timeout_s: float = _OPEN_TIMEOUT_S) -> None:
         try:
-            from websockets.exceptions import WebSocketException
+            from websockets.exceptions import ConnectionClosed, WebSocketException
             from websockets.sync.client import connect
         except ImportError as e:
             raise LsgEdgeError("lsg_edge.client needs websockets: pip install 'lsg-edge[serve]'") from e
@@ -66,7 +66,10 @@ class CaptionClient:
         except (OSError, WebSocketException, TimeoutError) as e:
             raise LsgEdgeError(f"cannot connect to {url}: {e}") from e
         try:
-            self._ws.send(json.dumps({"language": language, "target": target, "policy": policy}))
+            try:
+                self._ws.send(json.dumps({"language": language, "target": target, "policy": policy}))
+            except ConnectionClosed:
+                pass  # a full server refuses before reading the settings: its message says so
             self.ready = self._first_message(open_timeout_s)
         except BaseException:
             self._stack.close()
