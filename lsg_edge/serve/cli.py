@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import InputError, LsgEdgeError
+from ..errors import InputError, LsgEdgeError, OptionsError
 from ..policy.options import POLICY_NAMES
 from .app import ServeOptions, default_max_sessions
 
@@ -43,8 +43,14 @@ def require_serve_extra() -> None:
               help="onnxruntime threads per decode (streams decode in parallel, one per worker thread).")
 @click.option("--idle-timeout-s", type=float, default=ServeOptions.idle_timeout_s, show_default=True,
               help="A stream that sends nothing for this long is closed, s.")
+@click.option("--translate", is_flag=True,
+              help="Also load the translation model: streams may then ask for a target language.")
+@click.option("--translation-model", type=click.Path(dir_okay=False, path_type=Path),
+              help="With --translate: a GGUF translation model (default: the embedded one).")
+@click.option("--translation-manifest", help="With --translate: a text model manifest (name or .toml).")
 def serve_command(host: str, port: int, max_sessions: int | None, model: str, threads: int,
-                  idle_timeout_s: float) -> None:
+                  idle_timeout_s: float, translate: bool, translation_model: Path | None,
+                  translation_manifest: str | None) -> None:
     """Serve live captions: a page at http://HOST:PORT/ and the WebSocket protocol at /ws."""
     require_serve_extra()
     import uvicorn
@@ -54,6 +60,8 @@ def serve_command(host: str, port: int, max_sessions: int | None, model: str, th
     from .app import create_app
     from .streams import ServeEngines
 
+    if not translate and (translation_model or translation_manifest):
+        raise OptionsError("--translation-model and --translation-manifest need --translate")
     options = ServeOptions(max_sessions=default_max_sessions() if max_sessions is None else max_sessions,
                            idle_timeout_s=idle_timeout_s)
     if not 0 <= port <= 65535:
@@ -62,14 +70,22 @@ def serve_command(host: str, port: int, max_sessions: int | None, model: str, th
         click.echo(f"lsg-edge: warning: listening on {host}: anyone who can reach this machine can use the "
                    "server (no authentication); use the default 127.0.0.1 to keep it local", err=True)
     listener = _listen(host, port)  # before loading models: a busy port fails in a second
-    engines = ServeEngines(SpeechEngine.load(model, RuntimeOptions(n_threads=threads)))
+    speech = SpeechEngine.load(model, RuntimeOptions(n_threads=threads))
+    text = None
+    if translate:
+        from ..text.flags import load_engine
+
+        # The translation model decodes for every stream in turn (its contexts are shared under a lock).
+        text = load_engine(translation_model, translation_manifest, None, threads, None, None, None)
+    engines = ServeEngines(speech, text)
     app = create_app(engines, options)
     logging.basicConfig(stream=sys.stderr, format="lsg-edge serve: %(message)s")
     logging.getLogger("lsg_edge.serve").setLevel(logging.INFO)
     bound_host, bound_port = listener.getsockname()[:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
     click.echo(f"lsg-edge: serving on http://{shown}:{bound_port}/ (WebSocket /ws, at most "
-               f"{options.max_sessions} streams; Ctrl-C to stop)", err=True)
+               f"{options.max_sessions} streams, {'captions and translation' if translate else 'captions'}; "
+               "Ctrl-C to stop)", err=True)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     try:
         server.run(sockets=[listener])

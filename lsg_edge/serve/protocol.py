@@ -6,7 +6,7 @@ Pure data and checks, no network: the server, the Python client and the tests sh
     server → {"type": "ready", "sample_rate_hz": 16000, "format": "s16le", "max_frame_bytes": …}
     client → binary frames: PCM, 16 kHz, mono, signed 16-bit little-endian
     server → {"type": "commit", "stream": "source", "text": …, …}        as `lsg-edge asr --json`
-             {"type": "draft", "stream": "source", "text": …}           the tentative tail
+             {"type": "draft", "stream": "source", "text": …, "sentence": …} the tentative tail
              {"type": "progress", "heard_ms": …}                        audio the session has taken
     client → {"type": "stop"}                                            end of audio
     server → the last commits, then {"type": "done", "heard_ms": …}, and a normal close
@@ -31,7 +31,7 @@ __all__ = [
     "ProtocolError", "StreamSettings", "parse_settings", "decode_pcm", "parse_control",
     "SAMPLE_RATE_HZ", "PCM_FORMAT", "BYTES_PER_SAMPLE", "MAX_FRAME_BYTES",
     "CLOSE_NORMAL", "CLOSE_PROTOCOL", "CLOSE_UNSUPPORTED", "CLOSE_TOO_BIG", "CLOSE_TRY_AGAIN", "CLOSE_INTERNAL",
-    "ready_message", "commit_message", "draft_message", "progress_message", "done_message", "error_message",
+    "ready_message", "commit_message", "progress_message", "done_message", "error_message",
 ]
 
 SAMPLE_RATE_HZ = 16000
@@ -130,16 +130,10 @@ def ready_message(settings: StreamSettings) -> dict[str, Any]:
             "max_frame_bytes": MAX_FRAME_BYTES, "settings": settings.to_json()}
 
 
-def commit_message(commit: Commit, stream: str = "source") -> dict[str, Any]:
-    """A commit as `lsg-edge asr --json` writes it, tagged with its type and stream, with the
-    whitespace that separates it from the sentence's previous commit (clients join commits with it)."""
-    return {"type": "commit", "stream": getattr(commit, "stream", stream), **commit.to_json(),
-            "separator": commit.separator}
-
-
-def draft_message(text: str, stream: str = "source") -> dict[str, Any]:
-    """The tentative words after the last commit of `stream` (replaced by the next draft)."""
-    return {"type": "draft", "stream": stream, "text": text}
+def commit_message(commit: Commit) -> dict[str, Any]:
+    """A commit as `lsg-edge asr --json` writes it, tagged with its type, with the whitespace that
+    separates it from the sentence's previous commit (clients join commits with it)."""
+    return {"type": "commit", **commit.to_json(), "separator": commit.separator}
 
 
 def progress_message(heard_ms: int) -> dict[str, Any]:

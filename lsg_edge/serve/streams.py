@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import LsgEdgeError
 from ..policy.options import SPEECH_POLICY_DEFAULTS
-from .protocol import SAMPLE_RATE_HZ, ProtocolError, StreamSettings, commit_message, draft_message
+from .protocol import SAMPLE_RATE_HZ, ProtocolError, StreamSettings, commit_message
 
 __all__ = ["ServeEngines", "ServedStream"]
 
@@ -23,15 +23,16 @@ __all__ = ["ServeEngines", "ServedStream"]
 class ServedStream:
     """One connection's session and the messages it produces.
 
-    `session` is an `AsrSession` (captions), or a speech→translation session whose commits carry
-    their `stream`; `tentative`, when the session has it, is the text not yet committed, per stream.
+    `session` is an `AsrSession` (captions) or a `cascade.SpeechTranslationSession` (captions and
+    their translation, the commits tagged with their `stream`); both list their drafts, the text not
+    yet committed, per stream (`drafts()`).
     """
 
     def __init__(self, session: Any) -> None:
         self.session = session
         self.heard_ms = 0  # audio pushed so far, ms
         self._samples = 0
-        self._drafts: dict[str, str] = {}  # last draft sent per stream
+        self._drafts: dict[str, str] = {}  # last draft text sent, per stream
         self._closed = False
 
     def push(self, samples: np.ndarray) -> list[dict]:
@@ -41,7 +42,7 @@ class ServedStream:
         return self._messages(self.session.push(samples))
 
     def finish(self) -> list[dict]:
-        """End of audio: the last commits (and drafts emptied)."""
+        """End of audio: the last commits (and the drafts, emptied)."""
         return self._messages(self.session.finish())
 
     def close(self) -> None:
@@ -51,20 +52,13 @@ class ServedStream:
             self.session.close()
 
     def _messages(self, events: list[Any]) -> list[dict]:
-        messages = [event if isinstance(event, dict) else commit_message(event) for event in events]
-        for stream, text in self._tentative().items():
-            if self._drafts.get(stream, "") != text:
-                self._drafts[stream] = text
-                messages.append(draft_message(text, stream))
+        messages = [commit_message(event) for event in events]
+        for draft in self.session.drafts():
+            # A draft is sent when it changed: an emptied one too (the display drops its tail).
+            if self._drafts.get(draft.stream, "") != draft.text:
+                self._drafts[draft.stream] = draft.text
+                messages.append(draft.to_json())
         return messages
-
-    def _tentative(self) -> dict[str, str]:
-        tentative = getattr(self.session, "tentative", None)
-        if tentative is None:
-            return {}
-        if isinstance(tentative, str):
-            return {"source": tentative}
-        return {str(k): str(v or "") for k, v in dict(tentative).items()}
 
 
 class ServeEngines:
@@ -114,10 +108,16 @@ class ServeEngines:
         return _Counted(session, self)
 
     def _translation_session(self, settings: StreamSettings, options: Any) -> Any:
+        from ..cascade import SpeechTranslator
+
         if self.translation is None:
             raise ProtocolError("translation is not available on this server: it was started without "
                                 "--translate (captions only; send \"target\": null)")
-        raise ProtocolError("translation is not available in this version of lsg-edge serve")
+        # LSG: the text model's manifest settings for the pair; another policy by name over them.
+        policy = None if settings.policy == "lsg" else \
+            self.translation.policy_options(settings.language, settings.target, name=settings.policy)
+        return SpeechTranslator(self.speech, self.translation).create_session(
+            settings.language, settings.target, asr_options=options, policy=policy)
 
     def _closed(self) -> None:
         with self._lock:
