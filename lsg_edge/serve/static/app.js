@@ -83,6 +83,7 @@ async function start() {
     ws.send(chunk);
     run.sentMs += CHUNK_MS;
     run.sentAt.push([run.sentMs, capturedAt]);
+    document.body.dataset.sentMs = run.sentMs; // for scripts driving the page
   };
   resampler.port.onmessage = (event) => {
     if (!run || ws.readyState > WebSocket.OPEN) return;
