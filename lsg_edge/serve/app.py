@@ -235,6 +235,9 @@ class _Connection:
                 return
             if isinstance(end, ProtocolError):
                 raise end
+            if self.stream.heard_ms != last_progress_ms:
+                # All the audio is in: what follows is what `finish` commits at the end of the stream.
+                await self._send(progress_message(self.stream.heard_ms))
             for message in await self._call(self.stream.finish):
                 await self._send(message)
             await self._send(done_message(self.stream.heard_ms))

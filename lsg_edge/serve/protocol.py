@@ -9,7 +9,8 @@ Pure data and checks, no network: the server, the Python client and the tests sh
              {"type": "draft", "stream": "source", "text": …, "sentence": …} the tentative tail
              {"type": "progress", "heard_ms": …}                        audio the session has taken
     client → {"type": "stop"}                                            end of audio
-    server → the last commits, then {"type": "done", "heard_ms": …}, and a normal close
+    server → a progress message with all the audio, the last commits, {"type": "done", "heard_ms": …},
+             and a normal close
 
 Bad input gets {"type": "error", "message": …} and the socket is closed with one of the close codes
 below; a full server answers the same way with `CLOSE_TRY_AGAIN`.
