@@ -211,23 +211,32 @@ def main() -> None:
             for bounds in args.bounds:
                 tokens, read_at = oracle.schedule(words, target, bounds)
                 runs[bounds.label].append(instance(index, oracle.vocab, tokens, read_at, pair.source, pair.reference))
+            # Rewritten after every sentence: a run stopped early still scores what it did.
+            for label, instances in runs.items():
+                folder = args.output / _slug(label)
+                folder.mkdir(parents=True, exist_ok=True)
+                write_instances(folder / "instances.log", instances)
             print(f"\r{n + 1}/{len(pairs)} sentences", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     cpu_s = time.process_time() - started
     print(f"{args.manifest}, {args.src}→{args.tgt}, sentences {args.first}–{args.first - 1 + len(pairs)}; "
           f"{cpu_s / max(len(pairs), 1):.2f} CPU s per sentence for all rows")
-    print("| setting | BLEU | AL | LAAL |")
-    print("|---|---|---|---|")
+    report(runs)
+
+
+def _slug(label: str) -> str:
+    return label.replace(" ", "-").replace("[", "").replace("]", "").replace(",", "-")
+
+
+def report(runs: dict[str, list[Instance]]) -> None:
+    print("| setting | n | BLEU | AL | LAAL |")
+    print("|---|---|---|---|---|")
     for label, instances in runs.items():
-        folder = args.output / label.replace(" ", "-").replace("[", "").replace("]", "").replace(",", "-")
-        folder.mkdir(parents=True, exist_ok=True)
-        write_instances(folder / "instances.log", instances)
         bleu = quality_scores(instances, ("BLEU",))["BLEU"]
         lag = latency_scores(instances, computation_aware=False) if label != "offline" else {}
         al = f"{lag['AL']:.2f}" if lag else "–"
         laal = f"{lag['LAAL']:.2f}" if lag else "–"
-        print(f"| {label} | {bleu:.2f} | {al} | {laal} |")
-
+        print(f"| {label} | {len(instances)} | {bleu:.2f} | {al} | {laal} |")
 
 if __name__ == "__main__":
     main()

@@ -39,7 +39,6 @@ from lsg_edge.evaluation.sweep import Setting, parse_sweep
 from lsg_edge.evaluation.text_run import instance_from_commits, read_parallel
 from lsg_edge.policy import strategies
 from lsg_edge.policy.decision import log_softmax
-from lsg_edge.policy.options import PolicyOptions
 from lsg_edge.policy.words import word_starts
 from lsg_edge.text.source import split_words
 
@@ -104,57 +103,73 @@ def _normal(word: str) -> str:
 
 
 def run(args: argparse.Namespace) -> None:
+    """Sentence-major, as `lsg-edge eval` sweeps: every setting translates sentence n before any goes
+    on, and the logs are rewritten after each sentence, so a run stopped early still compares
+    every setting on the same sentences."""
     recorder = _Recorder()
     pairs = read_parallel(args.source, args.reference)[args.first - 1 : args.first - 1 + args.limit]
     settings = [Setting("offline")] + [s for spec in args.setting for s in parse_sweep(spec)]
-    cpu: dict[str, float] = {}
     with TranslationEngine.load(args.manifest, n_threads=args.threads) as engine:
         base = engine.policy_options(args.src, args.tgt)
-        results: dict[str, list[Instance]] = {}
-        words_by_cause: dict[str, Counter] = {}
-        for setting in settings:
-            policy: PolicyOptions = setting.policy_options(base)
-            session = engine.create_session(args.src, args.tgt, policy=policy)
-            instances, counts = [], Counter()
-            started = time.process_time()
-            for n, pair in enumerate(pairs):
-                words = split_words(pair.source)
-                recorder.writes.clear()
-                commits, reads, causes = [], [], []
-                for n_read, word in enumerate(words, 1):
-                    pushed = session.push(word)
-                    commits += pushed
-                    reads += [n_read] * len(pushed)
-                write_causes = list(recorder.writes)
-                for commit in commits:
-                    causes += write_causes.pop(0) if write_causes else ["unknown"] * len(commit.text.split())
-                finished = session.finish()
-                commits += finished
-                reads += [len(words)] * len(finished)
-                causes += ["end of source"] * sum(len(c.text.split()) for c in finished)
-                instance = instance_from_commits(args.first - 1 + n, words, pair.reference, commits, reads)
+        sessions = {s.label: engine.create_session(args.src, args.tgt, policy=s.policy_options(base)) for s in settings}
+        results: dict[str, list[Instance]] = {s.label: [] for s in settings}
+        counts: dict[str, Counter] = {s.label: Counter() for s in settings}
+        cpu_s: dict[str, float] = {s.label: 0.0 for s in settings}
+        for n, pair in enumerate(pairs):
+            words = split_words(pair.source)
+            for setting in settings:
+                started = time.process_time()
+                instance, causes = _translate(sessions[setting.label], recorder, words, pair.reference,
+                                              args.first - 1 + n)
+                cpu_s[setting.label] += time.process_time() - started
+                results[setting.label].append(instance)
                 if setting.name == "lsg":
-                    offline = Counter(_normal(w) for w in results["offline"][n].prediction.split())
-                    for word, cause in zip(instance.prediction.split(), causes):
-                        key = _normal(word)
-                        hit = offline[key] > 0
-                        offline[key] -= hit
-                        counts[(cause, hit)] += 1
-                instances.append(instance)
-                print(f"\r{setting.label}: {n + 1}/{len(pairs)}", end="", file=sys.stderr, flush=True)
-            print(file=sys.stderr)
-            cpu[setting.label] = (time.process_time() - started) / max(len(pairs), 1)
-            results[setting.label] = instances
-            folder = args.output / _slug(setting.label)
-            folder.mkdir(parents=True, exist_ok=True)
-            write_instances(folder / "instances.log", instances)
-            if setting.name == "lsg":
-                words_by_cause[setting.label] = counts
-                (folder / "causes.json").write_text(json.dumps({f"{c}|{h}": v for (c, h), v in counts.items()}))
-            (folder / "cpu.json").write_text(json.dumps({"cpu_s_per_sentence": cpu[setting.label]}))
+                    _count(counts[setting.label], instance.prediction.split(), causes,
+                           results["offline"][n].prediction.split())
+            for setting in settings:
+                _save(args.output / _slug(setting.label), results[setting.label], counts[setting.label],
+                      cpu_s[setting.label] / (n + 1), setting.name == "lsg")
+            print(f"\r{n + 1}/{len(pairs)} sentences", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
     print(f"{args.manifest}, {args.src}→{args.tgt}, sentences {args.first}–{args.first - 1 + len(pairs)}, "
           f"{args.threads} threads")
     report([args.output])
+
+
+def _translate(session, recorder: _Recorder, words: list[str], reference: str, index: int) -> tuple[Instance, list[str]]:
+    """One sentence through `session`: its instance, and the cause of each output word."""
+    recorder.writes.clear()
+    commits, reads, causes = [], [], []
+    for n_read, word in enumerate(words, 1):
+        pushed = session.push(word)
+        commits += pushed
+        reads += [n_read] * len(pushed)
+    write_causes = list(recorder.writes)
+    for commit in commits:
+        causes += write_causes.pop(0) if write_causes else ["unknown"] * len(commit.text.split())
+    finished = session.finish()
+    commits += finished
+    reads += [len(words)] * len(finished)
+    causes += ["end of source"] * sum(len(c.text.split()) for c in finished)
+    return instance_from_commits(index, words, reference, commits, reads), causes
+
+
+def _count(counts: Counter, written: list[str], causes: list[str], offline_words: list[str]) -> None:
+    """Per (cause, in the offline translation): words; each offline word matches one written word."""
+    offline = Counter(_normal(w) for w in offline_words)
+    for word, cause in zip(written, causes):
+        key = _normal(word)
+        hit = offline[key] > 0
+        offline[key] -= hit
+        counts[(cause, hit)] += 1
+
+
+def _save(folder: Path, instances: list[Instance], counts: Counter, cpu_s_per_sentence: float, lsg: bool) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    write_instances(folder / "instances.log", instances)
+    (folder / "cpu.json").write_text(json.dumps({"cpu_s_per_sentence": cpu_s_per_sentence}))
+    if lsg:
+        (folder / "causes.json").write_text(json.dumps({f"{c}|{h}": v for (c, h), v in counts.items()}))
 
 
 def _slug(label: str) -> str:
