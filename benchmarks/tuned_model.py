@@ -18,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-MANIFESTS = {"base": "gemma3-270m", "tuned": "gemma3-270m-translate"}
+MANIFESTS = {"base": "gemma3-270m", "tuned": "gemma3-270m-translate", "qwen": "qwen2.5-1.5b"}
 GRID = ("wait-k:k=3,5,7", "lsg:L/U=1/4,3/4;delta=3.0,9.0;alpha=0.6")
 DIRECTIONS = (("en", "de"), ("fr", "en"), ("es", "en"), ("zh", "en"))
 
@@ -52,7 +52,7 @@ def _heldout(folder: Path, seed: int, n: int) -> dict[str, list[tuple[str, str]]
 
 def run_directions(args: argparse.Namespace) -> None:
     held = _heldout(args.data / "parallel-train", args.seed, args.heldout)
-    for src, tgt in DIRECTIONS:
+    for src, tgt in (tuple(d.split("-")) for d in args.directions):
         lang = src if tgt == "en" else tgt
         pairs = held[f"{lang}-en"][: args.limit]
         folder = args.output / f"data-{src}{tgt}"
@@ -121,6 +121,8 @@ def main() -> None:
         else:
             command.add_argument("--seed", type=int, default=1234, help="the trainer's seed (its held-out split)")
             command.add_argument("--heldout", type=int, default=200, help="the trainer's held-out pairs per language")
+            command.add_argument("--directions", nargs="+", default=[f"{s}-{t}" for s, t in DIRECTIONS],
+                                 help="SRC-TGT pairs (one side English; de-en reads the held-back de-en news)")
     report_command = commands.add_parser("report")
     report_command.add_argument("folders", type=Path, nargs="+")
     report_command.add_argument("--first", type=int, help="score only the first N sentences")

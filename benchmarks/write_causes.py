@@ -3,7 +3,7 @@
     python benchmarks/write_causes.py run --data DATA --manifest gemma3-270m-translate --first 1 --limit 50 \
         --setting "lsg:L/U=3/4;delta=3;alpha=0.6" --setting "wait-k:k=3,5" --output /tmp/causes-270m
     python benchmarks/write_causes.py report /tmp/causes-270m            # tables again from the logs
-    python benchmarks/write_causes.py compare /tmp/x/lsg-... /tmp/x/wait-k-k-3   # paired bootstrap
+    lsg-edge compare /tmp/causes-270m/wait-k-k-3 /tmp/causes-270m/lsg-…     # paired bootstrap of two rows
 
 A word that LSG commits leaves because of one of four causes:
 - `confidence`: every token of it passed max P_cur > α;
@@ -17,7 +17,7 @@ own offline translation also holds (bag of words, each offline word matched once
 words are rarely in the offline translation marks the threshold that lets too much out.
 
 `run` also writes each setting's SimulEval `instances.log` (and the offline one) under --output,
-so the same run gives the BLEU/AL rows; `compare` prints sacrebleu's paired bootstrap between two.
+so the same run gives the BLEU/AL rows, and `lsg-edge compare` tests two of them against each other.
 """
 
 from __future__ import annotations
@@ -205,22 +205,6 @@ def report(folders: list[Path]) -> None:
                 print(f"| {label} | {cause} | {n} | {100 * n / total:.1f} % | {100 * counts[(cause, True)] / n:.1f} % |")
 
 
-def compare(args: argparse.Namespace) -> None:
-    """sacrebleu's paired bootstrap (1000 resamples) of BLEU: run B against baseline run A."""
-    from sacrebleu.metrics import BLEU
-    from sacrebleu.significance import PairedTest
-
-    a, b = (read_instances(folder / "instances.log") for folder in (args.baseline, args.system))
-    n = min(len(a), len(b))
-    references = [[i.reference for i in a[:n]]]
-    systems = [(args.baseline.name, [i.prediction for i in a[:n]]), (args.system.name, [i.prediction for i in b[:n]])]
-    test = PairedTest(systems, {"BLEU": BLEU()}, references, test_type="bs", n_samples=args.samples)
-    _, scores = test()
-    result = scores["BLEU"][1]
-    print(f"{args.system.name} vs {args.baseline.name} on {n} sentences: BLEU {result.score:.2f} vs "
-          f"{scores['BLEU'][0].score:.2f}, paired bootstrap p = {result.p_value:.4f}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -238,19 +222,13 @@ def main() -> None:
     command.add_argument("--output", type=Path, required=True)
     report_command = commands.add_parser("report")
     report_command.add_argument("folders", type=Path, nargs="+")
-    compare_command = commands.add_parser("compare")
-    compare_command.add_argument("baseline", type=Path)
-    compare_command.add_argument("system", type=Path)
-    compare_command.add_argument("--samples", type=int, default=1000)
     args = parser.parse_args()
     if args.command == "run":
         args.source = args.source or args.data / "wmt15-deen-dev" / f"{args.src}.txt"
         args.reference = args.reference or args.data / "wmt15-deen-dev" / f"{args.tgt}.txt"
         run(args)
-    elif args.command == "report":
-        report(args.folders)
     else:
-        compare(args)
+        report(args.folders)
 
 
 if __name__ == "__main__":
