@@ -5,9 +5,9 @@ session cap, so a connection never waits for another's thread; past the cap a ne
 refused with a message (`CLOSE_TRY_AGAIN`) instead of slowing every stream down.
 
 Per connection two tasks share an `asyncio.Queue`: the receiver reads the socket (and enforces the
-timeouts and the frame checks), the processor pushes every queued frame into the session at once,
-so a stream that fell behind catches up in larger pushes. The queue is bounded: a client sending
-faster than the session decodes is slowed by TCP, not buffered without limit.
+timeouts and the frame checks), the processor pushes the queued audio into the session in 100 ms
+pieces and sends what each commits. The queue is bounded: a client sending faster than the session
+decodes is slowed by TCP, not buffered without limit.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ log = logging.getLogger("lsg_edge.serve")
 
 _STOP = "stop"
 _GONE = "gone"
+_PUSH_SAMPLES = SAMPLE_RATE_HZ // 10  # audio per session call, 100 ms
 
 
 def default_max_sessions() -> int:
@@ -158,6 +159,7 @@ class _Connection:
         self.stream: ServedStream | None = None
         self._pending: asyncio.Future | None = None  # the session call running on a worker thread
         self._gone = False
+        self._abandoned = False  # the receiver saw the client go or break the protocol: stop decoding
 
     async def run(self) -> None:
         receiver = None
@@ -199,6 +201,7 @@ class _Connection:
             try:
                 message = await asyncio.wait_for(self.ws.receive(), self.options.idle_timeout_s)
                 if message["type"] == "websocket.disconnect":
+                    self._abandoned = True
                     await queue.put(_GONE)
                     return
                 if message.get("bytes") is not None:
@@ -207,9 +210,11 @@ class _Connection:
                     await queue.put(parse_control(message.get("text") or ""))
                     return
             except asyncio.TimeoutError:
+                self._abandoned = True
                 await queue.put(ProtocolError(f"no audio for {self.options.idle_timeout_s:g} s"))
                 return
             except ProtocolError as e:
+                self._abandoned = True
                 await queue.put(e)
                 return
 
@@ -221,15 +226,21 @@ class _Connection:
                 items.append(queue.get_nowait())
             blocks = [item for item in items if isinstance(item, np.ndarray)]
             end = next((item for item in items if not isinstance(item, np.ndarray)), None)
-            if blocks:
-                audio = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
-                for message in await self._call(self.stream.push, audio):
+            audio = np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
+            # Pushed in short pieces, each piece's commits sent before the next is decoded: a stream
+            # that fell behind sends each word as soon as it is decided, not after its whole backlog;
+            # a client that went away or broke the protocol stops the decoding at the next piece.
+            for offset in range(0, audio.size, _PUSH_SAMPLES):
+                if self._abandoned:
+                    break
+                for message in await self._call(self.stream.push, audio[offset : offset + _PUSH_SAMPLES]):
                     await self._send(message)
                 if self.stream.heard_ms - last_progress_ms >= self.options.progress_every_ms:
                     last_progress_ms = self.stream.heard_ms
                     await self._send(progress_message(self.stream.heard_ms))
-            if end is None:
+            if end is None and not self._abandoned:
                 continue
+            end = end if end is not None else await self._end(queue)
             if end == _GONE:
                 log.info("stream ended: the client went away")
                 return
@@ -244,6 +255,14 @@ class _Connection:
             await self.ws.close(CLOSE_NORMAL)
             log.info("stream done: %d ms of audio", self.stream.heard_ms)
             return
+
+    @staticmethod
+    async def _end(queue: asyncio.Queue) -> Any:
+        """The marker the receiver queued after the audio (it queues one when it abandons)."""
+        while True:
+            item = await queue.get()
+            if not isinstance(item, np.ndarray):
+                return item
 
     async def _call(self, function: Callable, *args: Any) -> Any:
         """`function(*args)` on a worker thread; one call at a time per connection."""
