@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from ..errors import LsgEdgeError, OptionsError
+from ..folders import output_folder
 
 __all__ = ["TrainOptions", "Example", "load_direction_pairs", "build_examples", "train_lora", "main"]
 
@@ -443,6 +444,7 @@ def main(argv: list[str] | None = None) -> None:
         for path in (options.base_gguf, options.data_dir):
             if not path.exists():
                 raise OptionsError(f"{path} does not exist")
+        output_folder(options.out_dir, "--out")  # before minutes of loading and training
         print(train_lora(options))
     except LsgEdgeError as e:
         print(f"lsg-edge: error: {e}", file=sys.stderr)

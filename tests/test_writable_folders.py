@@ -124,3 +124,15 @@ def test_quantize_checks_the_destination_before_reading_the_input(read_only_fold
     result = run_with_read_only(read_only_folder, CLI + ["convert", "quantize", junk, read_only_folder / "q.gguf"])
     assert result.returncode == 2
     assert _one_line(result) == f"lsg-edge: error: output folder is not writable: {read_only_folder}"
+
+
+def test_train_lora_checks_its_output_folder_first(tmp_path):
+    (tmp_path / "taken").write_text("x")
+    (tmp_path / "data").mkdir()
+    base = tmp_path / "base.gguf"
+    base.write_bytes(b"never read")
+    out = tmp_path / "taken" / "adapter"
+    result = subprocess.run(CLI + ["convert", "train-lora", "--base", base, "--data", tmp_path / "data", "--out", out],
+                            capture_output=True, timeout=120)
+    assert result.returncode == 2
+    assert _one_line(result) == f"lsg-edge: error: --out {out}: cannot write there (a file, not a folder: {tmp_path / 'taken'})"
