@@ -80,7 +80,8 @@ def test_a_cache_that_is_a_file_is_one_line(tmp_path, wav, command):
     cache = tmp_path / "cache"
     cache.write_text("not a folder")
     args = ["translate", "--stdin"] if command == "translate" else ["asr", str(wav), "--model", "tiny.en"]
-    result = subprocess.run(CLI + args, input=b"Hallo Welt.\n", capture_output=True, timeout=120, env=_with_cache(cache))
+    result = subprocess.run(CLI + args, input=b"Hallo Welt.\n", capture_output=True, timeout=120,
+                            env=_with_cache(cache))
     assert result.returncode == 2
     assert _one_line(result) == (f"lsg-edge: error: cannot write to the lsg-edge cache {cache} "
                                  f"(a file, not a folder: {cache}); set LSG_EDGE_CACHE to a writable folder")
@@ -110,7 +111,8 @@ def test_eval_output_in_a_read_only_folder_is_one_line(read_only_folder, tmp_pat
 
 def test_eval_output_under_a_file_is_one_line(tmp_path):
     (tmp_path / "taken").write_text("x")
-    result = subprocess.run(CLI + ["eval", "--audio-manifest", tmp_path / "none.tsv", "--output", tmp_path / "taken" / "out"],
+    output = tmp_path / "taken" / "out"
+    result = subprocess.run(CLI + ["eval", "--audio-manifest", tmp_path / "none.tsv", "--output", output],
                             capture_output=True, timeout=120)
     assert result.returncode == 2
     assert _one_line(result) == (f"lsg-edge: error: --output {tmp_path / 'taken' / 'out'}: cannot write there "
@@ -135,4 +137,5 @@ def test_train_lora_checks_its_output_folder_first(tmp_path):
     result = subprocess.run(CLI + ["convert", "train-lora", "--base", base, "--data", tmp_path / "data", "--out", out],
                             capture_output=True, timeout=120)
     assert result.returncode == 2
-    assert _one_line(result) == f"lsg-edge: error: --out {out}: cannot write there (a file, not a folder: {tmp_path / 'taken'})"
+    expected = f"lsg-edge: error: --out {out}: cannot write there (a file, not a folder: {tmp_path / 'taken'})"
+    assert _one_line(result) == expected
