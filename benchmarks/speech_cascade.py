@@ -173,6 +173,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True, help="the shared data folder")
     parser.add_argument("--model", default="base", help="a multilingual Whisper model")
+    parser.add_argument("--precision", choices=("fp32", "int8"), default="fp32", help="Whisper's weights")
     parser.add_argument("--threads", type=int, default=1, help="threads for each engine")
     parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu")
     parser.add_argument("--systems", default="whisper-translate,cascade-lsg,cascade-offline")
@@ -181,10 +182,17 @@ def main() -> None:
     args = parser.parse_args()
 
     translator = SpeechTranslator.load(args.model, runtime_options=RuntimeOptions(n_threads=args.threads),
-                                       n_threads=args.threads)
-    systems = args.systems.split(",")
+                                       precision=args.precision, n_threads=args.threads)
+    systems = [name for name in args.systems.split(",") if name]
     items = fr_en_items(args.data)
-    print(f"# fr→en: {len(items)} clips, {sum(i.duration_s for i in items):.1f} s, Whisper {args.model}, "
+    if systems:
+        fr_en(translator, items, systems, args)
+    if args.en_de:
+        en_de(translator, args)
+
+
+def fr_en(translator: SpeechTranslator, items: list[AudioItem], systems: list[str], args: argparse.Namespace) -> None:
+    print(f"# fr→en: {len(items)} clips, {sum(i.duration_s for i in items):.1f} s, Whisper {args.model} {args.precision}, "
           f"{args.threads} thread(s), {args.clock} clock")
     print(HEADER)
     runs = []
@@ -201,22 +209,47 @@ def main() -> None:
         print(f"## {run.name}")
         for instance, caption in zip(run.instances, run.captions or [""] * len(run.instances)):
             print(f"   {caption}  →  {instance.prediction}" if caption else f"   {instance.prediction}")
+    by_name = {run.name: run for run in runs}
+    for a, b in (("cascade-lsg", "cascade-offline"), ("cascade-lsg", "whisper-translate")):
+        if a in by_name and b in by_name:
+            diff, low, high, p = paired_bootstrap(by_name[a].instances, by_name[b].instances)
+            print(f"BLEU {a} − {b}: {diff:+.2f} (95% interval {low:+.2f} … {high:+.2f}, "
+                  f"one-sided p = {p:.3f} that it is ≤ 0; {len(by_name[a].instances)} clips, paired bootstrap)")
 
-    if args.en_de:
-        librispeech = read_audio_manifest(args.data / "librispeech-dev" / "transcripts.tsv", args.en_de)
-        # No German references: AL over the output length; the reference slot holds the English.
-        run = cascade_lsg(translator, librispeech, "en", "de", name="cascade-lsg en→de")
-        n_source = sum(len(c.split()) for c in run.captions)
-        n_target = sum(i.prediction_length for i in run.instances)
-        print(f"\n# en→de: {len(librispeech)} librispeech-dev utterances, "
-              f"{sum(i.duration_s for i in librispeech):.1f} s")
-        print(HEADER)
-        print(run.row(LatencyOptions(use_reference_length=False)))
-        reached = 1 - run.dropped_words / max(run.source_words, 1)
-        print(f"caption words reaching the translation: {reached:.1%} ({run.source_words - run.dropped_words}"
-              f"/{run.source_words}); target/source words {n_target / max(n_source, 1):.2f}")
-        for caption, instance in list(zip(run.captions, run.instances))[: args.examples]:
-            print(f"   {caption}\n   → {instance.prediction}")
+
+def paired_bootstrap(a: list[Instance], b: list[Instance], n_resamples: int = 1000,
+                     seed: int = 0) -> tuple[float, float, float, float]:
+    """Corpus BLEU of `a` minus `b` on the same items, its 95 % interval over item resamples, and
+    the share of resamples where the difference is ≤ 0."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for _ in range(n_resamples):
+        pick = rng.integers(0, len(a), len(a))
+        diffs.append(quality_scores([a[k] for k in pick])["BLEU"] - quality_scores([b[k] for k in pick])["BLEU"])
+    diffs = np.asarray(diffs)
+    return (quality_scores(a)["BLEU"] - quality_scores(b)["BLEU"], float(np.percentile(diffs, 2.5)),
+            float(np.percentile(diffs, 97.5)), float(np.mean(diffs <= 0)))
+
+
+def en_de(translator: SpeechTranslator, args: argparse.Namespace) -> None:
+    librispeech = read_audio_manifest(args.data / "librispeech-dev" / "transcripts.tsv", args.en_de)
+    # No German references: AL over the output length; the reference slot holds the English.
+    run = cascade_lsg(translator, librispeech, "en", "de", name="cascade-lsg en→de")
+    n_source = sum(len(c.split()) for c in run.captions)
+    n_target = sum(i.prediction_length for i in run.instances)
+    print(f"\n# en→de: {len(librispeech)} librispeech-dev utterances, "
+          f"{sum(i.duration_s for i in librispeech):.1f} s")
+    print(HEADER)
+    print(run.row(LatencyOptions(use_reference_length=False)))
+    reached = 1 - run.dropped_words / max(run.source_words, 1)
+    print(f"caption words reaching the translation: {reached:.1%} ({run.source_words - run.dropped_words}"
+          f"/{run.source_words}); target/source words {n_target / max(n_source, 1):.2f}")
+    for caption, instance in list(zip(run.captions, run.instances))[: args.examples]:
+        print(f"   {caption}\n   → {instance.prediction}")
+
+
 
 
 if __name__ == "__main__":
