@@ -214,13 +214,13 @@ def fr_en(translator: SpeechTranslator, items: list[AudioItem], systems: list[st
         if a in by_name and b in by_name:
             diff, low, high, p = paired_bootstrap(by_name[a].instances, by_name[b].instances)
             print(f"BLEU {a} − {b}: {diff:+.2f} (95% interval {low:+.2f} … {high:+.2f}, "
-                  f"one-sided p = {p:.3f} that it is ≤ 0; {len(by_name[a].instances)} clips, paired bootstrap)")
+                  f"two-sided p = {p:.3f}; {len(by_name[a].instances)} clips, paired bootstrap)")
 
 
 def paired_bootstrap(a: list[Instance], b: list[Instance], n_resamples: int = 1000,
                      seed: int = 0) -> tuple[float, float, float, float]:
     """Corpus BLEU of `a` minus `b` on the same items, its 95 % interval over item resamples, and
-    the share of resamples where the difference is ≤ 0."""
+    the two-sided p-value of "no difference" (twice the share of resamples on the far side of 0)."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
@@ -230,7 +230,7 @@ def paired_bootstrap(a: list[Instance], b: list[Instance], n_resamples: int = 10
         diffs.append(quality_scores([a[k] for k in pick])["BLEU"] - quality_scores([b[k] for k in pick])["BLEU"])
     diffs = np.asarray(diffs)
     return (quality_scores(a)["BLEU"] - quality_scores(b)["BLEU"], float(np.percentile(diffs, 2.5)),
-            float(np.percentile(diffs, 97.5)), float(np.mean(diffs <= 0)))
+            float(np.percentile(diffs, 97.5)), min(1.0, 2 * float(min(np.mean(diffs <= 0), np.mean(diffs >= 0)))))
 
 
 def en_de(translator: SpeechTranslator, args: argparse.Namespace) -> None:

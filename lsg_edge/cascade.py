@@ -62,6 +62,10 @@ class CascadeOptions:
     # at the end of an audio window): shorter sentences keep the translation prompt short and let
     # its policy start afresh, as for text input.
     split_sentences: bool = True
+    # Read the words of one caption commit together and decide once, after the last: they arrive
+    # at the same audio time, so a decision between them could commit nothing earlier, and each
+    # costs a draft. False: decide after every word, as for typed text.
+    batch_words: bool = True
 
 
 class SpeechTranslationSession:
@@ -118,11 +122,17 @@ class SpeechTranslationSession:
         out: list[Commit] = []
         for caption in captions:
             out.append(caption)
-            for word in split_words(caption.text):
-                self._audio_ms = caption.audio_ms if caption.audio_ms is not None else caption.source_read
+            words = split_words(caption.text)
+            self._audio_ms = caption.audio_ms if caption.audio_ms is not None else caption.source_read
+            for k, word in enumerate(words):
                 self._sentence_open = True
-                out += [self._target(c) for c in self.text.push(word)]
-                if self.options.split_sentences and ends_sentence(word):
+                last = k == len(words) - 1
+                ends = (self.options.split_sentences and ends_sentence(word)) or (last and caption.sentence_end)
+                # The words of one caption arrive together: the policy decides after the last (and
+                # not at all before a sentence end, where the rest is decoded at full context).
+                decide = not ends and (last or not self.options.batch_words)
+                out += [self._target(c) for c in self.text.push(word, decide=decide)]
+                if ends:
                     out += self._end_sentence()
             if caption.sentence_end:
                 out += self._end_sentence()

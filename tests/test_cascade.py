@@ -84,3 +84,18 @@ def test_cascade_on_a_recording_commits_both_streams_in_order(data_dir, translat
     for committed, tentative in drafts:
         if tentative and committed:
             assert not committed.endswith(tentative)
+
+
+def test_words_read_together_are_decided_once(translator) -> None:
+    """`push(word, decide=False)` reads without a decision; the next deciding push catches up, and
+    the range constraint still forces what it must: with [L, U] = [3, 4] the first target word is
+    due once 7 words are read."""
+    policy = translator.text.policy_options("de", "en", name="lsg", low_bound=3, top_bound=4)
+    words = "Die Polizei sucht nach Zeugen des Unfalls auf der Autobahn".split()
+    with translator.text.create_session("de", "en", policy=policy) as session:
+        for word in words[:6]:
+            assert session.push(word, decide=False) == []
+        assert session.source_words == words[:6] and session.tentative == ""
+        commits = session.push(words[6])
+        assert commits and commits[0].source_read == 7
+        assert session.finish()[-1].sentence_end

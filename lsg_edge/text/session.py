@@ -111,8 +111,11 @@ class TranslationSession:
 
     # --- public API -----------------------------------------------------------------------------
 
-    def push(self, word: str) -> list[Commit]:
+    def push(self, word: str, decide: bool = True) -> list[Commit]:
         """Read one source word; return what the policy commits in response (maybe nothing).
+
+        `decide=False` reads the word without asking the policy: for words that arrive together
+        (a caption commit of several words), where a decision between them could only cost time.
 
         A "word" longer than `options.max_word_chars` is dropped with an `InputWarning`: no
         language has such words, and a model fed one may recite its prompt instead of translating.
@@ -141,7 +144,8 @@ class TranslationSession:
                 s.started_at = time.monotonic()
                 s.words, s.held = s.held, []
             s.words.append(word)
-            events += self._decide()
+            if decide:
+                events += self._decide()
             return events
 
     def finish(self) -> list[Commit]:
