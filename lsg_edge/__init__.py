@@ -7,13 +7,17 @@ Nothing is loaded or downloaded at import time; see `TranslationEngine.load`.
 from .errors import LsgEdgeError
 from .policy.options import PolicyOptions
 from .text.engine import TranslationEngine
-from .events import Commit
+from .events import Commit, Tentative
+from .cascade import SpeechTranslationSession, SpeechTranslator
 from .text.session import SessionOptions, TranslationSession
 
 __all__ = [
     "TranslationEngine",
     "TranslationSession",
     "Commit",
+    "Tentative",
+    "SpeechTranslator",
+    "SpeechTranslationSession",
     "PolicyOptions",
     "SessionOptions",
     "LsgEdgeError",

@@ -12,9 +12,13 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 import srt
 import webvtt
+
+from lsg_edge.speech.audio_io import read_audio
 
 from tests.helpers.interrupt import default_sigint
 
@@ -88,7 +92,13 @@ def test_french_speech_to_english_text_and_subtitles(french, tmp_path) -> None:
 
 @pytest.mark.speech
 def test_sigterm_keeps_both_streams_and_leaves_valid_subtitles(data_dir, tmp_path) -> None:
-    audio = data_dir / "librispeech-dev" / "audio" / "dev-clean-2-0001.wav"  # 8.6 s
+    # Three utterances with pauses between them (~24 s), paced in real time: after the first
+    # translated words there is always audio left to interrupt, however loaded the machine is.
+    folder = data_dir / "librispeech-dev" / "audio"
+    pause = np.zeros(16_000, np.float32)
+    parts = [read_audio(folder / f"dev-clean-2-000{k}.wav") for k in (1, 3, 4)]
+    audio = tmp_path / "talk.wav"
+    sf.write(audio, np.concatenate([x for part in parts for x in (part, pause)]), 16_000)
     srt_path = tmp_path / "live.srt"
     process = subprocess.Popen(CLI + [str(audio), "--translate-to", "de", "--realtime", "--json", "--threads", "2",
                                       "--srt", str(srt_path)],
