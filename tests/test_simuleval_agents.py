@@ -132,6 +132,8 @@ def test_speech_agent_in_640_ms_segments_writes_at_the_end_of_the_segment(speech
     (TEXT_AGENT, ["--delta", "-1"], "--delta must be non-negative"),
     (TEXT_AGENT, ["--model", "no-such-model.gguf"], "no-such-model.gguf"),
     (SPEECH_AGENT, ["--segment-ms", "50"], "--segment-ms must be within 100"),
+    (SPEECH_AGENT, ["--policy", "alignatt", "--frames", "-1"], "--frames must be at least 0"),
+    (SPEECH_AGENT, ["--beam", "0"], "--beam must be within 1"),
 ])
 def test_bad_agent_arguments_are_one_line_errors(tmp_path, agent, argument, message):
     (tmp_path / "src.txt").write_text("x\n")
