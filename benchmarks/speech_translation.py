@@ -40,6 +40,7 @@ def main() -> None:
     parser.add_argument("--model", default="base", help="a multilingual Whisper model")
     parser.add_argument("--policies", default="offline,local-agreement,lsg")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--frames", type=int, default=SPEECH_POLICY_DEFAULTS.frames, help="AlignAtt's f")
     args = parser.parse_args()
 
     items = load_items(args.data)
@@ -48,7 +49,8 @@ def main() -> None:
     engine = SpeechEngine.load(args.model, RuntimeOptions(n_threads=args.threads))
     print(f"{'policy':<18}{'BLEU':>7}{'chrF':>7}{'AL ms':>8}{'AL_CA ms':>10}{'RTF':>7}")
     for name in args.policies.split(","):
-        options = AsrSessionOptions(language="fr", task="translate", policy=replace(SPEECH_POLICY_DEFAULTS, name=name))
+        policy = replace(SPEECH_POLICY_DEFAULTS, name=name, frames=args.frames)
+        options = AsrSessionOptions(language="fr", task="translate", policy=policy)
         instances, wall_s = run_speech(lambda: engine.create_session(options), items, progress=False)
         quality, latency = quality_scores(instances), latency_scores(instances)
         print(f"{name:<18}{quality['BLEU']:>7.2f}{quality['chrF']:>7.2f}{latency['AL']:>8.0f}"
