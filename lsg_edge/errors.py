@@ -6,7 +6,7 @@ is a bug and is allowed to show its traceback.
 
 from __future__ import annotations
 
-__all__ = ["LsgEdgeError", "ModelError", "ContextOverflow", "InputError", "OptionsError", "DeviceError", "InputWarning"]
+__all__ = ["LsgEdgeError", "ModelError", "ContextOverflow", "InputError", "OptionsError", "DeviceError", "EngineBusy", "InputWarning"]
 
 
 class LsgEdgeError(Exception):
@@ -41,6 +41,13 @@ class DeviceError(LsgEdgeError):
     """A requested device (GPU, microphone) is not available in this installation."""
 
     exit_code = 3
+
+
+class EngineBusy(LsgEdgeError):
+    """Every context of an engine is held by an open session: the next stream is refused, not
+    slowed down with the others."""
+
+    exit_code = 4
 
 
 class InputWarning(UserWarning):

@@ -25,7 +25,6 @@ and a non-zero exit, as the `lsg-edge` command line does.
 
 from __future__ import annotations
 
-from dataclasses import replace
 
 import sys
 from argparse import ArgumentParser, Namespace
@@ -146,8 +145,10 @@ class LsgTextAgent(_LsgAgent, TextToTextAgent):
 
 
 def _text_flags(args: Namespace) -> dict[str, Any]:
-    keys = ("src", "tgt", "model_path", "manifest", "prompt_style", "lora_path", "policy", "k", "delta", "alpha",
-            "low_bound", "top_bound", "kl_direction", "draft_tokens", "threads", "device", "n_gpu_layers", "n_ctx")
+    from lsg_edge.policy.options import POLICY_FLAGS
+
+    keys = ("src", "tgt", "model_path", "manifest", "prompt_style", "lora_path", *POLICY_FLAGS, "threads", "device",
+            "n_gpu_layers", "n_ctx")
     flags = {key: getattr(args, key, None) for key in keys}
     for key in ("model_path", "lora_path"):  # the CLI's click.Path gives Paths
         if flags[key] is not None:
@@ -164,13 +165,11 @@ class LsgSpeechAgent(_LsgAgent, SpeechToTextAgent):
     def __init__(self, args: Namespace) -> None:
         from lsg_edge.speech.engine import EncoderOptions, SpeechEngine
         from lsg_edge.speech.onnx_runtime import RuntimeOptions
-        from lsg_edge.policy.options import SPEECH_POLICY_DEFAULTS
+        from lsg_edge.policy.options import POLICY_FLAGS, SPEECH_POLICY_DEFAULTS, policy_from_flags
         from lsg_edge.speech.session import AsrSessionOptions
         from lsg_edge.speech.vad import VadOptions
 
-        policy = replace(SPEECH_POLICY_DEFAULTS, **_given(args, (
-            "policy:name", "k", "delta", "alpha", "low_bound", "top_bound", "words_per_segment:words_per_element",
-            "kl_direction", "draft_tokens", "frames")))
+        policy = policy_from_flags(SPEECH_POLICY_DEFAULTS, **{flag: getattr(args, flag, None) for flag in POLICY_FLAGS})
         options = AsrSessionOptions(language=args.language, task=args.task, policy=policy,
                                  vad=VadOptions(**_given(args, ("min_silence_ms",))),
                                  **_given(args, ("segment_ms", "beam:beam_size")))

@@ -63,7 +63,7 @@ def test_cached_and_recomputed_paths_commit_the_same_on_20_sentences(tiny_gguf, 
         assert got == want
         assert sum(bool(text.strip()) for _, text in got) > N_SENTENCES  # it did write, early and late
         # The cache did its job: far fewer tokens evaluated.
-        assert cached.counters["full_tokens"] * 3 < naive.counters["full_tokens"]
+        assert cached.counters["tokens"] * 3 < naive.counters["tokens"]
 
 
 def test_reused_prefix_gives_the_logits_of_a_fresh_evaluation(engine, tmp_path, tiny_gguf):
@@ -72,18 +72,20 @@ def test_reused_prefix_gives_the_logits_of_a_fresh_evaluation(engine, tmp_path, 
     with tiny_engine(tiny_gguf, reuse_cache=True) as tiny:
         vocab = tiny.model.vocab
         first, second = vocab.tokenize("a b c d e f", add_bos=True), vocab.tokenize("a b c x y", add_bos=True)
-        tiny.full_context.logits_at(first, [len(first) - 1])
-        reused = tiny.full_context.logits_at(second, [len(second) - 1])
-        fresh = tiny.baseline_context.logits_at(second, [len(second) - 1])
+        context, other = tiny.model.new_context(), tiny.model.new_context()
+        context.logits_at(first, [len(first) - 1])
+        reused = context.logits_at(second, [len(second) - 1])
+        fresh = other.logits_at(second, [len(second) - 1])
         np.testing.assert_allclose(reused, fresh, atol=1e-4)
 
     vocab = engine.model.vocab
     first = vocab.tokenize("German: Die Polizei sucht nach Zeugen.\nEnglish:", add_bos=True)
     second = vocab.tokenize("German: Die Polizei sucht nach dem Fahrer.\nEnglish:", add_bos=True)
     with TranslationEngine.load(model_path=engine.model.path, manifest="gemma3-270m", reuse_cache=False) as naive:
-        fresh = naive.full_context.logits_at(second, [len(second) - 1])[0]
-    engine.full_context.logits_at(first, [len(first) - 1])
-    reused = engine.full_context.logits_at(second, [len(second) - 1])[0]
+        fresh = naive.model.new_context().logits_at(second, [len(second) - 1])[0]
+    context = engine.model.new_context()
+    context.logits_at(first, [len(first) - 1])
+    reused = context.logits_at(second, [len(second) - 1])[0]
     assert np.argmax(reused) == np.argmax(fresh)
     assert np.abs(reused - fresh).max() < 2.0
     top = np.argsort(fresh)[-5:]
@@ -94,8 +96,9 @@ def test_speculative_draft_equals_token_by_token_greedy(engine):
     vocab = engine.model.vocab
     prompt = vocab.tokenize("German: Ich habe heute keine Zeit.\nEnglish:", add_bos=True)
     is_stop = lambda token: vocab.is_end_of_generation(token) or b"\n" in vocab.piece(token)  # noqa: E731
-    plain = greedy_draft(engine.full_context, prompt, 12, is_stop)
+    context = engine.model.new_context()
+    plain = greedy_draft(context, prompt, 12, is_stop)
     wrong_guess = plain.tokens[:3] + [plain.tokens[3] + 1] + plain.tokens[4:]
     for guess in (plain.tokens, wrong_guess, []):
-        again = greedy_draft(engine.full_context, prompt, 12, is_stop, guess=guess)
+        again = greedy_draft(context, prompt, 12, is_stop, guess=guess)
         assert again.tokens == plain.tokens and again.ended == plain.ended

@@ -9,6 +9,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lsg_edge.backends.pool import ContextPool
 from lsg_edge.policy.bounds import words_allowed, words_required
 from lsg_edge.policy.decision import leading_run, log_softmax, write_test
 from lsg_edge.policy.options import PolicyOptions
@@ -21,8 +22,7 @@ from tests.helpers.toy_model import ToyContext, ToyPrompt, ToyVocabulary
 def make_session(policy: PolicyOptions, seed: int, sharpness: float) -> TranslationSession:
     vocab = ToyVocabulary()
     return TranslationSession(
-        full=ToyContext(seed, sharpness),
-        baseline=ToyContext(seed, sharpness),
+        pool=ContextPool(lambda: ToyContext(seed, sharpness), reset=lambda context: None),
         vocab=vocab,
         prompt=ToyPrompt(vocab),
         policy=policy,

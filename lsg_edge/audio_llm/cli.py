@@ -8,22 +8,22 @@ from pathlib import Path
 
 import click
 
-from ..policy.options import PolicyOptions
+from ..policy.options import POLICY_FLAGS
 from ..speech.session import AsrSessionOptions
 from .engine import AudioLlmEngine, AudioLlmOptions
 
 __all__ = ["load_for_asr"]
 
 # PolicyOptions field → the asr command's parameter that sets it.
-_RENAMED = {"name": "policy", "words_per_element": "words_per_segment"}
-_POLICY_FLAGS = {field: _RENAMED.get(field, field) for field in PolicyOptions.__dataclass_fields__}
+_POLICY_FLAGS = {field: flag for flag, field in POLICY_FLAGS.items()}
 
 
-def load_for_asr(manifest: Path, options: AsrSessionOptions, threads: int,
-                 ctx: click.Context | None = None) -> tuple[AudioLlmEngine, AsrSessionOptions]:
-    """The engine a manifest names, and the session options with the manifest's recommended policy
-    settings in place of every policy flag the user did not give on the command line."""
-    engine = AudioLlmEngine.load(manifest, AudioLlmOptions(n_threads=threads))
+def load_for_asr(manifest: Path, options: AsrSessionOptions, threads: int, ctx: click.Context | None = None,
+                 device: str = "auto") -> tuple[AudioLlmEngine, AsrSessionOptions]:
+    """The engine a manifest names (on `device`), and the session options with the manifest's
+    recommended policy settings in place of every policy flag the user did not give on the command
+    line."""
+    engine = AudioLlmEngine.load(manifest, AudioLlmOptions(n_threads=threads, device=device))
     ctx = ctx or click.get_current_context(silent=True)
     given = {}
     for field, parameter in _POLICY_FLAGS.items():

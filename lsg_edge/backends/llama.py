@@ -24,6 +24,7 @@ import functools
 import hashlib
 import itertools
 import os
+import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -356,28 +357,42 @@ class LlamaContext:
         self.n_decode_calls = 0
         self.n_tokens_evaluated = 0
         self.n_logits_rows = 0  # output rows computed (each costs a vocabulary-sized matmul)
+        self.decode_seconds = 0.0  # wall time inside llama_decode (the rest of a request is host work)
         self._closed = False
 
     def logits_at(self, tokens: Sequence[int | EmbeddingRow], positions: Sequence[int]) -> np.ndarray:
-        """See `base.ScoringContext.logits_at`; items may also be `EmbeddingRow`s (module docstring)."""
+        """See `base.ScoringContext.logits_at`; items may also be `EmbeddingRow`s (module docstring).
+
+        The rows are read-only (views of what the context remembers)."""
         tokens = list(tokens)
         positions = list(positions)
         if len(tokens) > self.n_ctx:
             raise ContextOverflow(f"{len(tokens)} tokens do not fit a context of {self.n_ctx}")
         if any(p < 0 or p >= len(tokens) for p in positions):
             raise IndexError(f"positions {positions} outside a sequence of {len(tokens)} tokens")
+        if not positions:
+            return np.zeros((0, self.n_vocab), np.float32)
         if not self._reuse:
             self._forget(0)
+        # Row p needs tokens[: p + 1] only: nothing past the last wanted row is evaluated.
+        tokens = tokens[: max(positions) + 1]
         keep = common_prefix_length(self._tokens, tokens)
-        missing = sorted({p for p in positions if p >= keep or p not in self._rows})
-        start = min([keep, *missing]) if missing else keep
-        if missing or start < len(self._tokens):
-            self._forget(start)
-            # Everything from `start` on is evaluated again, remembered rows there included.
+        missing = [p for p in positions if p >= keep or p not in self._rows]
+        if missing:
+            # Only a missing row cuts the cache back (to the first position that must be evaluated
+            # again); a request answered from memory leaves the cache as it is, longer or not.
+            self._forget(min(min(missing), keep))
             self._evaluate(tokens, {p for p in positions if p >= len(self._tokens)})
-        out = np.stack([self._rows[p] for p in positions]) if positions else np.zeros((0, self.n_vocab), np.float32)
+        if len(positions) == 1:
+            out = self._rows[positions[0]][None, :]
+        else:
+            out = np.stack([self._rows[p] for p in positions])
         self._evict(keep_positions=set(positions))
         return out
+
+    def reset(self) -> None:
+        """Forget everything: the next request starts from an empty cache."""
+        self._forget(0)
 
     def _forget(self, start: int) -> None:
         """Drop the cache from position `start` on."""
@@ -412,8 +427,10 @@ class LlamaContext:
                 is_wanted = position in want
                 batch.logits[i] = is_wanted
                 if is_wanted:
-                    flagged.append((i, position))
+                    flagged.append(position)
+            started = time.perf_counter()
             code = self._lib.llama_decode(self._context.ctx, batch)
+            self.decode_seconds += time.perf_counter() - started
             if code != 0:
                 self._forget(0)
                 raise decode_error(code, len(chunk), self.n_ctx)
@@ -421,9 +438,14 @@ class LlamaContext:
             self.n_tokens_evaluated += len(chunk)
             self.n_logits_rows += len(flagged)
             self._tokens.extend(chunk)
-            for i, position in flagged:
-                pointer = self._lib.llama_get_logits_ith(self._context.ctx, i)
-                self._rows[position] = np.ctypeslib.as_array(pointer, shape=(self.n_vocab,)).copy()
+            if flagged:
+                # llama.cpp keeps the output rows of one call contiguous, in batch order, until the
+                # next call: one copy of the block, then each remembered row is a view into it.
+                pointer = self._lib.llama_get_logits(self._context.ctx)
+                block = np.ctypeslib.as_array(pointer, shape=(len(flagged), self.n_vocab)).copy()
+                block.setflags(write=False)
+                for k, position in enumerate(flagged):
+                    self._rows[position] = block[k]
 
     def _embedding_batch(self, rows: list[EmbeddingRow]):
         """The embedding batch, filled with the vectors of `rows`."""

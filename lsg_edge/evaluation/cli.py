@@ -42,6 +42,8 @@ __all__ = ["eval_command"]
 @click.option("--speech-model", help="Whisper model for --audio-manifest (default: `lsg-edge asr`'s).")
 @click.option("--beam", default=1, show_default=True,
               help="--audio-manifest: beams of the decode that commits the rest of a window (1: greedy).")
+@click.option("--words-per-segment", type=int,
+              help="--audio-manifest: source words one 640 ms segment counts as (default: the speech default).")
 @policy_flags
 def eval_command(
     source_path: Path,
@@ -80,6 +82,8 @@ def eval_command(
         raise click.UsageError("give --source and --reference (or --audio-manifest)")
     if beam != 1:
         raise click.UsageError("--beam is for speech (--audio-manifest)")
+    if flags.get("words_per_segment") is not None:
+        raise click.UsageError("--words-per-segment is for --audio-manifest (a text source element is one word)")
     # Read and check the data before loading a model: a misaligned file fails in a second.
     pairs = read_parallel(source_path, reference_path, limit)
     settings = [s for spec in sweeps for s in parse_sweep(spec)]

@@ -121,12 +121,12 @@ def evaluate_speech(
     **flags: Any
 ) -> list[dict[str, Any]]:
     """`lsg-edge eval --audio-manifest`: stream every utterance with the speech policy named by the
-    shared flags (--policy, --delta, --alpha, --low-bound, --top-bound, --kl-direction,
-    --draft-tokens, --frames, --threads; others keep the speech defaults; `beam`: beams of the
-    end-of-window decode) and write instances.log and scores.json."""
-    from dataclasses import asdict, replace
+    shared flags (the policy flags of `policy.options.POLICY_FLAGS`, --threads, --device; others keep
+    the speech defaults; `beam`: beams of the end-of-window decode) and write instances.log and
+    scores.json."""
+    from dataclasses import asdict
 
-    from ..policy.options import SPEECH_POLICY_DEFAULTS
+    from ..policy.options import SPEECH_POLICY_DEFAULTS, policy_from_flags
     from ..speech.engine import SpeechEngine
     from ..speech.onnx_runtime import RuntimeOptions
     from ..speech.session import AsrSessionOptions
@@ -135,13 +135,12 @@ def evaluate_speech(
     from .scoring import latency_scores, quality_scores
 
     items = read_audio_manifest(audio_manifest, limit)
-    keys = ("k", "delta", "alpha", "low_bound", "top_bound", "kl_direction", "draft_tokens", "frames")
-    policy = replace(SPEECH_POLICY_DEFAULTS, name=flags.get("policy") or SPEECH_POLICY_DEFAULTS.name,
-                     **{k: flags[k] for k in keys if flags.get(k) is not None})
+    policy = policy_from_flags(SPEECH_POLICY_DEFAULTS, **flags)
     # English recognition (the manifests here are LibriSpeech); --src/--tgt are the text pair's.
     options = AsrSessionOptions(policy=policy, beam_size=beam)
     # --threads is onnxruntime's here (default: the cores, up to 4), as `lsg-edge asr --threads`.
-    engine = SpeechEngine.load(speech_model, RuntimeOptions(n_threads=flags.get("threads") or 0))
+    runtime = RuntimeOptions(n_threads=flags.get("threads") or 0, device=flags.get("device") or "auto")
+    engine = SpeechEngine.load(speech_model, runtime)
     cpu_started = time.process_time()
     instances, wall_s = run_speech(lambda: engine.create_session(options), items, progress)
     cpu_s = time.process_time() - cpu_started  # this process's CPU time: unlike wall time, not inflated by other load

@@ -115,10 +115,22 @@ def run_text(
 
     Instances are numbered from `first_index` (a chunk of a larger corpus keeps its positions).
     """
+    with engine.create_session(src, tgt, policy=policy, prompt_style=prompt_style) as session:
+        instances, wall_s = _translate_pairs(session, pairs, policy, progress, label, first_index)
+        counters = session.counters
+    return TextRun(
+        policy=policy,
+        instances=tuple(instances),
+        wall_s=wall_s,
+        llama_tokens=counters["full_tokens"] + counters["baseline_tokens"],
+        llama_decode_calls=counters["full_decode_calls"] + counters["baseline_decode_calls"],
+    )
+
+
+def _translate_pairs(session, pairs, policy: PolicyOptions, progress: bool, label: str | None,
+                     first_index: int) -> tuple[list, float]:
     from tqdm import tqdm
 
-    session = engine.create_session(src, tgt, policy=policy, prompt_style=prompt_style)
-    before = engine.counters
     instances = []
     wall_s = 0.0
     bar = tqdm(pairs, desc=label or policy.name, unit="sent", file=sys.stderr, disable=not progress, leave=False)
@@ -137,13 +149,4 @@ def run_text(
         wall_s += time.perf_counter() - started
         instances.append(instance_from_commits(first_index + index, words, pair.reference, commits, reads))
     bar.close()
-    after = engine.counters
-    return TextRun(
-        policy=policy,
-        instances=tuple(instances),
-        wall_s=wall_s,
-        llama_tokens=(after["full_tokens"] - before["full_tokens"])
-        + (after["baseline_tokens"] - before["baseline_tokens"]),
-        llama_decode_calls=(after["full_decode_calls"] - before["full_decode_calls"])
-        + (after["baseline_decode_calls"] - before["baseline_decode_calls"]),
-    )
+    return instances, wall_s

@@ -12,10 +12,16 @@ KL(P_base ‖ P_cur). Both are offered (`KL_DIRECTIONS`), the paper's is the def
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import numpy as np
 
 __all__ = [
     "KL_DIRECTIONS",
+    "RowStats",
+    "row_stats",
+    "kl_between",
     "log_softmax",
     "kl_divergence",
     "write_test",
@@ -24,6 +30,56 @@ __all__ = [
 
 # "paper": KL(P_cur ‖ P_base) as written in the paper; "code": KL(P_base ‖ P_cur) as in ictnlp/LSG.
 KL_DIRECTIONS = ("paper", "code")
+
+
+@dataclass(frozen=True)
+class RowStats:
+    """What both write tests need of one logits row, computed in one sweep over the vocabulary.
+
+    `peak`: the largest logit; `weights`: exp(row − peak), float32; `total`: their sum. Then
+    max P = 1 / total (the peak's weight is 1) and log Σ exp(row) = peak + log(total).
+    """
+
+    row: np.ndarray
+    peak: float
+    weights: np.ndarray
+    total: float
+
+    @property
+    def max_probability(self) -> float:
+        return 1.0 / self.total
+
+    @property
+    def log_sum_exp(self) -> float:
+        return self.peak + math.log(self.total)
+
+
+def row_stats(row: np.ndarray) -> RowStats:
+    """`RowStats` of one logits row [vocab] (float32; -inf entries allowed, not all of them)."""
+    row = np.asarray(row, dtype=np.float32)
+    peak = float(row.max())
+    weights = row - np.float32(peak)
+    np.exp(weights, out=weights)
+    return RowStats(row, peak, weights, float(weights.sum(dtype=np.float64)))
+
+
+def kl_between(cur: RowStats, base: RowStats, kl_direction: str = "paper") -> float:
+    """KL between the distributions of two rows without forming either: for p = softmax(a),
+    q = softmax(b), KL(p ‖ q) = Σ p·(a − b) − LSE(a) + LSE(b). Direction as in `write_test`.
+
+    Rows with −inf entries (tokens a decoder bans) can make a − b undefined where both are −inf;
+    those rows take the exact path, where such terms count zero."""
+    if kl_direction not in KL_DIRECTIONS:
+        raise ValueError(f"kl_direction must be one of {KL_DIRECTIONS}, got {kl_direction!r}")
+    p, q = (cur, base) if kl_direction == "paper" else (base, cur)
+    with np.errstate(invalid="ignore"):
+        difference = p.row - q.row
+    kl = float(np.dot(p.weights, difference)) / p.total - p.log_sum_exp + q.log_sum_exp
+    if math.isfinite(kl):
+        return max(kl, 0.0)  # a KL is never negative; rounding can take a near-zero one below
+    logp = log_softmax(p.row[None, :])
+    logq = log_softmax(q.row[None, :])
+    return float(kl_divergence(logp, logq)[0])
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:

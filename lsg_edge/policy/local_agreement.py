@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from .drafting import common_prefix_length
-from .strategies import Decision, DecisionView, Policy, Read, Write
+from .interface import Decision, DecisionView, Policy, Read, Write
 from .words import word_starts
 
 __all__ = ["LocalAgreementPolicy", "agreed_prefix"]
@@ -85,4 +85,4 @@ class LocalAgreementPolicy(Policy):
         self._previous = list(draft.tokens[n_agreed:])
         self._previous_starts = word_starts(view.pieces(self._previous))
         self._previous_ended = ended
-        return Write(n_agreed) if n_agreed else Read()
+        return Write(n_agreed, "agreement") if n_agreed else Read()

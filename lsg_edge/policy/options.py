@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 from ..errors import OptionsError
 from .decision import KL_DIRECTIONS
 
-__all__ = ["PolicyOptions", "POLICY_NAMES", "SPEECH_POLICY_DEFAULTS"]
+__all__ = ["PolicyOptions", "POLICY_NAMES", "SPEECH_POLICY_DEFAULTS", "POLICY_FLAGS", "policy_fields", "policy_from_flags"]
 
 POLICY_NAMES = ("lsg", "wait-k", "offline", "local-agreement", "alignatt")
 
@@ -62,3 +63,30 @@ class PolicyOptions:
 # AL, +0.1 WER on librispeech-dev; BENCHMARKS.md, "Speech"). Text defaults are the dataclass's,
 # refined per language pair by the model manifests.
 SPEECH_POLICY_DEFAULTS = PolicyOptions(delta=7.0, alpha=0.7, words_per_element=2)
+
+
+# The one table from command-line flags (click / argparse parameter names) to PolicyOptions fields,
+# shared by every CLI, the SimulEval agents and `lsg-edge eval`.
+POLICY_FLAGS = {
+    "policy": "name",
+    "k": "k",
+    "delta": "delta",
+    "alpha": "alpha",
+    "low_bound": "low_bound",
+    "top_bound": "top_bound",
+    "kl_direction": "kl_direction",
+    "draft_tokens": "draft_tokens",
+    "words_per_segment": "words_per_element",
+    "frames": "frames",
+}
+
+
+def policy_fields(**flags: Any) -> dict[str, Any]:
+    """The PolicyOptions fields set by the policy flags among `flags` that were given (not None);
+    other keys are ignored."""
+    return {field: flags[flag] for flag, field in POLICY_FLAGS.items() if flags.get(flag) is not None}
+
+
+def policy_from_flags(base: PolicyOptions, **flags: Any) -> PolicyOptions:
+    """`base` with every policy flag that was given in its place."""
+    return replace(base, **policy_fields(**flags))

@@ -1,24 +1,17 @@
-"""READ/WRITE strategies: LSG and its comparison baselines on one decision interface.
-
-While the source is still arriving, a session asks its strategy for a decision: `Read` (wait for
-more source) or `Write(n)` (commit the first n tokens of the current draft). The strategy sees the
-stream through a `DecisionView`, which drafts from the full prefix and scores drafts under the
-wait-1 baseline on request. Text and speech supply their own views (source elements are words or
-audio segments); the strategies and the arithmetic in `decision`, `bounds` and `words` are the same
-for both. Once the source has ended the session decodes the rest itself.
+"""READ/WRITE strategies: LSG and its comparison baselines on one decision interface
+(`interface`). The strategies and the arithmetic in `decision`, `bounds` and `words` are the same
+for text and speech. Once the source has ended the session decodes the rest itself.
 """
 
 from __future__ import annotations
 
-import abc
-from dataclasses import dataclass
-from typing import Callable, Protocol, Union
 
 import numpy as np
 
 from .bounds import words_allowed, words_required
-from .decision import log_softmax, write_test
-from .drafting import Draft
+from .decision import RowStats, kl_between, row_stats
+from .interface import Decision, DecisionView, Policy, Read, Write
+from .local_agreement import LocalAgreementPolicy
 from .options import PolicyOptions
 from .words import cut_at_words, word_starts
 
@@ -36,71 +29,8 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class Read:
-    """Wait for the next source element."""
-
-
-@dataclass(frozen=True)
-class Write:
-    """Commit the first `n_tokens` tokens of the draft the view made last (≥ 1)."""
-
-    n_tokens: int
-
-    def __post_init__(self) -> None:
-        if self.n_tokens < 1:
-            raise ValueError(f"a Write commits at least one token, got {self.n_tokens}")
-
-
-Decision = Union[Read, Write]
-
-
-class DecisionView(Protocol):
-    """What a strategy may look at when deciding."""
-
-    n_read: int  # source elements read so far (words of text, segments of audio)
-    n_committed_words: int  # target words committed so far
-    at_target_start: bool  # nothing of the target is committed yet
-    # Whether a draft that ended on the stop token ends on a whole word. Text: yes, the model
-    # closed the translation. Speech: no, Whisper closes its transcript where the audio so far ends,
-    # often inside a half-heard word ("the ancient fla" → "the ancient flag."), so the last word
-    # waits for more audio or the window's end.
-    stop_ends_word: bool
-
-    def draft(self, max_words: int, should_stop: Callable[[list[int], np.ndarray], bool] | None = None) -> Draft:
-        """Greedy draft from the full prefix, long enough to show `max_words` whole words (within
-        the draft budget), or shorter where `should_stop(tokens, row)` (asked after each token)
-        says so."""
-        ...
-
-    def hypothesis(self) -> Draft:
-        """The model's whole current output past the committed prefix, as far as the view looks
-        (a re-decode of everything read, for agreement-based strategies)."""
-        ...
-
-    def baseline_logits(self, tokens: list[int], positions: list[int]) -> np.ndarray | None:
-        """Logits of the wait-1 baseline teacher-forced on the draft `tokens`, at draft `positions`:
-        float32 [len(positions), vocab]. None when the baseline prefix *is* the full prefix (the
-        policy has caught up with the source), so P_base = P_cur."""
-        ...
-
-    def pieces(self, tokens: list[int]) -> list[str]:
-        """Text of each token."""
-        ...
-
-
-class Policy(abc.ABC):
-    """Decides, while the source is incomplete, whether to read or to write part of a draft."""
-
-    @abc.abstractmethod
-    def decide(self, view: DecisionView) -> Decision: ...
-
-    def reset(self) -> None:
-        """A new sentence (text) or audio window (speech) starts; stateless strategies ignore it."""
-
-
-def _write_or_read(n_tokens: int) -> Decision:
-    return Write(n_tokens) if n_tokens > 0 else Read()
+def _write_or_read(n_tokens: int, cause: str) -> Decision:
+    return Write(n_tokens, cause) if n_tokens > 0 else Read()
 
 
 class LsgPolicy(Policy):
@@ -132,7 +62,7 @@ class LsgPolicy(Policy):
         if cut == 0 and required > 0 and view.stop_ends_word:
             # A due word longer than the whole draft: write what there is rather than stall.
             cut = len(draft.tokens)
-        return _write_or_read(cut)
+        return _write_or_read(cut, run.cause(cut))
 
 
 class LeadingRun:
@@ -155,6 +85,13 @@ class LeadingRun:
         self._starts: list[bool] = []
         self.n_accepted = 0  # leading draft tokens that passed
         self._failed = False
+        self._n_by_kl = 0  # accepted tokens that needed the KL test (confidence alone failed)
+
+    def cause(self, n_written: int) -> str:
+        """Why the first `n_written` draft tokens are written (`interface.WRITE_CAUSES`)."""
+        if n_written > self.n_accepted:
+            return "forced"
+        return "kl" if self._n_by_kl else "confidence"
 
     def complete(self, tokens: list[int], row: np.ndarray) -> bool:
         k = len(tokens) - 1
@@ -170,14 +107,19 @@ class LeadingRun:
         return self._failed and self._has_required_cut()
 
     def _passes(self, tokens: list[int], k: int, row: np.ndarray) -> bool:
+        # One sweep gives max P_cur; the baseline row is asked for only where confidence fails, and
+        # the KL reuses this sweep (`decision.kl_between`).
         o = self._options
-        cur = log_softmax(row[None, :])
-        if np.exp(float(cur.max())) > o.alpha:
+        cur: RowStats = row_stats(row)
+        if cur.max_probability > o.alpha:
             return True
         base = self._view.baseline_logits(tokens, [k])
         if base is None:
             return False  # P_base = P_cur: the KL is zero, and the confidence test has failed
-        return bool(write_test(cur, log_softmax(base), o.delta, o.alpha, o.kl_direction)[0])
+        if kl_between(cur, row_stats(base[0]), o.kl_direction) > o.delta:
+            self._n_by_kl += 1
+            return True
+        return False
 
     def _has_required_cut(self) -> bool:
         """Whether the draft holds a word boundary after at least `required` words."""
@@ -205,7 +147,7 @@ class WaitKPolicy(Policy):
         cut, _ = cut_at_words(starts, len(draft.tokens), due, due, final_is_boundary=draft.ended and view.stop_ends_word)
         if cut == 0 and view.stop_ends_word:
             cut = len(draft.tokens)
-        return _write_or_read(cut)
+        return _write_or_read(cut, "wait-k")
 
 
 class OfflinePolicy(Policy):
@@ -221,9 +163,6 @@ def make_policy(options: PolicyOptions) -> Policy:
     if options.name == "wait-k":
         return WaitKPolicy(options)
     if options.name == "local-agreement":
-        # Imported here: local_agreement builds on this module's Policy interface.
-        from .local_agreement import LocalAgreementPolicy
-
         return LocalAgreementPolicy()
     if options.name == "alignatt":
         from .alignatt import AlignAttPolicy

@@ -141,7 +141,7 @@ def asr_command(audio: Path | None, mic: bool, mic_device: str | None, realtime:
             # supplies the policy settings not given as flags.
             from ..audio_llm.cli import load_for_asr
 
-            engine, options = load_for_asr(manifest, options, threads)
+            engine, options = load_for_asr(manifest, options, threads, device=device)
         else:
             engine = SpeechEngine.load(model, RuntimeOptions(n_threads=threads, device=device),
                                        EncoderOptions(window=encoder_window, pad_ms=encoder_pad_ms),

@@ -26,7 +26,7 @@ import numpy as np
 from ..errors import OptionsError
 from ..policy.drafting import Draft, greedy_draft, word_limit
 from ..policy.options import PolicyOptions
-from ..policy.strategies import Policy, Write
+from ..policy.interface import Policy, Write, run_decisions
 from ..policy.words import word_starts
 from .asr_engine import AsrEngine, AudioContext
 from .features import HOP_SAMPLES, SAMPLE_RATE_HZ
@@ -102,19 +102,15 @@ class WindowDecoder:
         """Ask `policy` after segment `n_segments` of `window` was read, until it reads; the tokens
         it wrote ([] = READ)."""
         out: list[int] = []
-        while True:
-            view = self.view(window, n_segments)
-            decision = policy.decide(view)
-            draft = view.last_draft
-            if not isinstance(decision, Write):
-                if draft is not None and draft.tokens:
-                    self.guess = draft.tokens
-                return out
-            n = decision.n_tokens
-            out += self.take(draft.tokens[:n])
-            self.guess = draft.tokens[n:]
-            if n < len(draft.tokens):
-                return out  # the rest of this draft was judged already; decide again after the next READ
+
+        def commit(tokens: list[int], rest: list[int], write: Write) -> None:  # noqa: ARG001
+            out.extend(self.take(tokens))
+            self.guess = rest
+
+        guess = run_decisions(policy, lambda: self.view(window, n_segments), commit)
+        if guess is not None:
+            self.guess = guess
+        return out
 
     def take(self, tokens: list[int]) -> list[int]:
         """Commit `tokens` (a whole-word prefix of the last draft)."""
@@ -169,10 +165,13 @@ def hold_back_edge(draft: Draft, starts: np.ndarray, n_words: int) -> Draft:
 
 
 class SegmentView:
-    """The `policy.strategies.DecisionView` of a window after `n_segments` segments were read;
+    """The `policy.interface.DecisionView` of a window after `n_segments` segments were read;
     remembers the draft it made."""
 
     stop_ends_word = False  # Whisper's end of transcript marks where the audio so far ends
+    # After a write that leaves part of the draft, the rest waits for the next segment: the edge
+    # hold-back has judged it already.
+    decides_again_after_partial_write = False
 
     def __init__(self, decoder: WindowDecoder, window: np.ndarray, n_segments: int) -> None:
         self._decoder = decoder
@@ -222,7 +221,7 @@ class SegmentView:
         d.baseline.set_audio(d.encode(self._window[: n_base * d.segment_samples]))
         prefix = d.prompt + d.committed
         first = len(prefix) - 1
-        return d.baseline.logits_at(prefix + tokens[: max(positions) + 1], [first + k for k in positions])
+        return d.baseline.logits_at(prefix + tokens[: max(positions)], [first + k for k in positions])
 
     def pieces(self, tokens: list[int]) -> list[str]:
         return self._decoder.pieces(tokens)

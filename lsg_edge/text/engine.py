@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from ..assets import assemble_package_files, assemble_packaged_gguf, cached_model_path
 from ..backends.llama import LlamaContext, LlamaModel, LlamaOptions
+from ..backends.pool import DEFAULT_MAX_CONTEXTS, ContextPool
 from ..errors import ModelError, OptionsError
 from ..manifest import DEFAULT_TEXT_MANIFEST, ModelManifest, load_manifest
 from ..policy.options import PolicyOptions
@@ -19,52 +19,43 @@ __all__ = ["TranslationEngine"]
 
 
 class TranslationEngine:
-    """Owns a GGUF model and two llama.cpp contexts over it: the full prefix and the wait-1 baseline.
+    """Owns a GGUF model and a bounded pool of llama.cpp contexts over it; sessions borrow theirs.
 
     Example::
 
         with TranslationEngine.load() as engine:              # the embedded default model
-            session = engine.create_session("de", "en")       # policy settings from the manifest
-            for word in "Die Polizei sucht nach Zeugen .".split():
-                for commit in session.push(word):
-                    print(commit.separator + commit.text, end="", flush=True)
-            for commit in session.finish():
-                print(commit.separator + commit.text)
+            with engine.create_session("de", "en") as session:  # policy settings from the manifest
+                for word in "Die Polizei sucht nach Zeugen .".split():
+                    for commit in session.push(word):
+                        print(commit.separator + commit.text, end="", flush=True)
+                for commit in session.finish():
+                    print(commit.separator + commit.text)
 
-    Sessions created from one engine share its contexts; each context keeps whatever prefix it last
-    evaluated, so interleaving sessions is correct but re-evaluates more.
-
-    Thread safety: sessions of one engine may be used from different threads (one thread per
-    session). A llama.cpp context is not thread-safe, so each session's `push` / `finish` holds the
-    engine's lock: calls run one at a time, in whatever order the threads make them, and give the
-    outputs they give serially. For parallel throughput, load one engine per thread.
+    Each session owns its contexts — the full prefix and, for LSG, the wait-1 baseline — from its
+    creation (the baseline from its first use) until `close()`; a context is reset when it is
+    lent out, so a session's output never depends on other sessions. Sessions may run on different
+    threads at once (one thread per session). The pool holds `max_contexts` contexts (default
+    `DEFAULT_MAX_CONTEXTS`: four LSG sessions); creating a session beyond that raises `EngineBusy`.
     """
 
-    def __init__(self, model: LlamaModel, manifest: ModelManifest) -> None:
+    def __init__(self, model: LlamaModel, manifest: ModelManifest, max_contexts: int = DEFAULT_MAX_CONTEXTS) -> None:
         self.model = model
         self.manifest = manifest
-        self.full_context = model.new_context()
-        self._baseline_context: LlamaContext | None = None
-        self.lock = threading.RLock()  # held by each session call that uses the contexts
-
-    @property
-    def baseline_context(self) -> LlamaContext:
-        """The wait-1 context, created on first use: wait-k and offline never need it, and a
-        context's KV cache is memory an edge device may not have to spare."""
-        if self._baseline_context is None:
-            self._baseline_context = self.model.new_context()
-        return self._baseline_context
+        self.pool: ContextPool[LlamaContext] = ContextPool(model.new_context, LlamaContext.reset, max_contexts,
+                                                           what="llama.cpp context")
 
     @classmethod
     def load(
         cls,
         manifest: str | Path | ModelManifest = DEFAULT_TEXT_MANIFEST,
         model_path: str | Path | None = None,
+        max_contexts: int = DEFAULT_MAX_CONTEXTS,
         **llama_overrides: Any,
     ) -> "TranslationEngine":
         """Load a model by manifest (name, TOML path or object), optionally with another GGUF.
 
-        `llama_overrides` are fields of `LlamaOptions` (n_threads, n_gpu_layers, n_ctx_tokens, ...).
+        `max_contexts` bounds the context pool (two per LSG session); `llama_overrides` are fields
+        of `LlamaOptions` (n_threads, n_gpu_layers, n_ctx_tokens, ...).
         """
         if not isinstance(manifest, ModelManifest):
             manifest = load_manifest(manifest)
@@ -77,7 +68,7 @@ class TranslationEngine:
             options = replace(options, **llama_overrides)
         except TypeError as e:
             raise OptionsError(f"unknown llama option: {e}") from e
-        return cls(LlamaModel(options), manifest)
+        return cls(LlamaModel(options), manifest, max_contexts)
 
     def policy_options(self, src: str, tgt: str, **overrides: Any) -> PolicyOptions:
         """The manifest's recommended settings for this pair, with `overrides` (None values ignored)."""
@@ -112,48 +103,34 @@ class TranslationEngine:
             bos_text=self.model.bos_text,
         )
         return TranslationSession(
-            full=self.full_context,
-            baseline=_Deferred(lambda: self.baseline_context),
+            pool=self.pool,
             vocab=vocab,
             prompt=prompt,
             policy=policy or self.policy_options(src, tgt),
             options=options or SessionOptions(),
             n_ctx_tokens=self.model.options.n_ctx_tokens,
-            lock=self.lock,
         )
 
     @property
-    def counters(self) -> dict[str, int]:
-        """llama_decode calls, tokens evaluated and logits rows computed so far, per context."""
-        baseline = self._baseline_context
+    def counters(self) -> dict[str, float]:
+        """llama_decode calls, tokens evaluated, logits rows computed and seconds spent inside
+        llama_decode so far, over every context of the pool."""
+        contexts = self.pool.contexts()
         return {
-            "full_decode_calls": self.full_context.n_decode_calls,
-            "full_tokens": self.full_context.n_tokens_evaluated,
-            "full_logits_rows": self.full_context.n_logits_rows,
-            "baseline_decode_calls": baseline.n_decode_calls if baseline else 0,
-            "baseline_tokens": baseline.n_tokens_evaluated if baseline else 0,
-            "baseline_logits_rows": baseline.n_logits_rows if baseline else 0,
+            "decode_calls": sum(c.n_decode_calls for c in contexts),
+            "tokens": sum(c.n_tokens_evaluated for c in contexts),
+            "logits_rows": sum(c.n_logits_rows for c in contexts),
+            "decode_seconds": sum(c.decode_seconds for c in contexts),
         }
 
     def close(self) -> None:
-        with self.lock:
-            self.model.close()
+        self.model.close()
 
     def __enter__(self) -> "TranslationEngine":
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-class _Deferred:
-    """A scoring context created the first time it is asked for logits."""
-
-    def __init__(self, create) -> None:
-        self._create = create
-
-    def logits_at(self, tokens, positions):
-        return self._create().logits_at(tokens, positions)
 
 
 def resolve_gguf(manifest: ModelManifest) -> Path:

@@ -17,7 +17,7 @@ from ..device import DEVICES
 from ..errors import ModelError, OptionsError
 from ..manifest import PROMPT_STYLES
 from ..policy.decision import KL_DIRECTIONS
-from ..policy.options import POLICY_NAMES, PolicyOptions
+from ..policy.options import POLICY_NAMES, PolicyOptions, policy_fields
 
 __all__ = ["DEFAULT_SRC", "DEFAULT_TGT", "MIN_N_CTX", "load_engine", "policy_flags", "session_policy"]
 
@@ -89,10 +89,6 @@ def load_engine(model_path, manifest, lora_path, threads, device, n_gpu_layers, 
     return TranslationEngine.load(manifest, model_path=model_path, **overrides)
 
 
-def session_policy(engine, src, tgt, policy, k, delta, alpha, low_bound, top_bound, kl_direction, draft_tokens,
-                   **_: Any) -> PolicyOptions:
+def session_policy(engine, src, tgt, **flags: Any) -> PolicyOptions:
     """PolicyOptions from the manifest's settings for the pair and the flags that were given."""
-    return engine.policy_options(
-        src, tgt, name=policy, k=k, delta=delta, alpha=alpha, low_bound=low_bound,
-        top_bound=top_bound, kl_direction=kl_direction, draft_tokens=draft_tokens,
-    )
+    return engine.policy_options(src, tgt, **policy_fields(**flags))

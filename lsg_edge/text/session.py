@@ -1,28 +1,31 @@
 """A simultaneous translation session: source words in, committed target words out.
 
 The session holds one stream's state (the current sentence's source words and committed target
-tokens); the engine it was created from holds the model and its two contexts — the full prefix and
-the wait-1 baseline. Committed text is final: it is never retracted or revised.
+tokens) and the llama.cpp contexts it borrowed from its engine's pool — the full prefix, and the
+wait-1 baseline once a policy asks for it — until `close()`. Committed text is final: it is never
+retracted or revised.
 """
 
 from __future__ import annotations
 
 import codecs
-import contextlib
 import functools
 import time
 import warnings
+import weakref
 from dataclasses import dataclass, field
-from typing import Callable, ContextManager, Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
 from ..backends.base import ScoringContext, Vocabulary
-from ..errors import InputWarning, OptionsError
+from ..backends.pool import ContextPool
+from ..errors import InputWarning, LsgEdgeError, OptionsError
 from ..events import Commit
 from ..policy.drafting import Draft, greedy_draft, word_limit
+from ..policy.interface import Write, run_decisions
 from ..policy.options import PolicyOptions
-from ..policy.strategies import Policy, Write, make_policy
+from ..policy.strategies import Policy, make_policy
 from ..policy.words import word_starts
 from .loops import ECHO_SPAN_TOKENS, echo_start, repeat_start, spans
 from .escapes import strip_escapes
@@ -30,7 +33,7 @@ from .limits import check_session_limits
 from .prompt import TranslationPrompt
 from .source import CONTROL_CHARACTERS, SourceEvent, has_letter_or_digit, join_words
 
-__all__ = ["Commit", "SessionOptions", "TranslationSession"]
+__all__ = ["Commit", "SessionOptions", "TranslationSession", "WriteRecord"]
 
 # A source repeating a span of this many words turns the target's repetition guard off.
 SOURCE_REPEAT_WORDS = 3
@@ -78,34 +81,46 @@ class _Sentence:
     )
 
 
+@dataclass(frozen=True)
+class WriteRecord:
+    """One write of a sentence and why it was made (`policy.interface.WRITE_CAUSES`)."""
+
+    sentence_index: int
+    cause: str
+    text: str
+    source_read: int
+
+
 class TranslationSession:
     """One input stream. `push` words, `finish` each sentence; both return new `Commit`s.
 
-    A session is used by one thread at a time. Sessions of one engine may live on different
-    threads: each `push` / `finish` holds the engine's lock (`lock`) while it uses the contexts.
+    A session is used by one thread at a time; sessions of one engine may run on different threads
+    at once, each on its own contexts. `close()` (or `with`) gives the contexts back to the engine.
     """
 
     def __init__(
         self,
-        full: ScoringContext,
-        baseline: ScoringContext,
+        pool: ContextPool,
         vocab: Vocabulary,
         prompt: TranslationPrompt,
         policy: PolicyOptions,
         options: SessionOptions,
         n_ctx_tokens: int,
-        lock: ContextManager | None = None,
     ) -> None:
-        self._full = full
-        self._baseline = baseline
+        check_session_limits(prompt, policy, n_ctx_tokens, options.max_source_words, options.max_prefix_fraction)
+        self._pool = pool
+        self._full: ScoringContext = pool.acquire()
+        # The contexts go back to the pool at close(), or when the session is garbage-collected.
+        self._releases = [weakref.finalize(self, pool.release, self._full)]
+        self._baseline_context: ScoringContext | None = None
+        self._closed = False
+        self.write_log: list[WriteRecord] = []  # every write of the stream, with its cause
         self._vocab = vocab
         self._prompt = prompt
         self.policy_options = policy
         self._policy: Policy = make_policy(policy)
         self.options = options
         self._n_ctx = n_ctx_tokens
-        check_session_limits(prompt, policy, n_ctx_tokens, options.max_source_words, options.max_prefix_fraction)
-        self._lock = lock if lock is not None else contextlib.nullcontext()
         self._new_sentence(0)
         self._echo_spans: list[tuple[set, set]] | None = None  # (spans of prompt text, of its permit)
 
@@ -132,21 +147,21 @@ class TranslationSession:
                 stacklevel=2,
             )
             return []
-        with self._lock:
-            events: list[Commit] = []
-            if not self._sentence.words and not has_letter_or_digit(word):
-                self._sentence.held.append(word)
-                return events
-            if self._must_cut(word):
-                events += self._finish()
-            s = self._sentence
-            if not s.words:
-                s.started_at = time.monotonic()
-                s.words, s.held = s.held, []
-            s.words.append(word)
-            if decide:
-                events += self._decide()
+        self._check_open()
+        events: list[Commit] = []
+        if not self._sentence.words and not has_letter_or_digit(word):
+            self._sentence.held.append(word)
             return events
+        if self._must_cut(word):
+            events += self._finish()
+        s = self._sentence
+        if not s.words:
+            s.started_at = time.monotonic()
+            s.words, s.held = s.held, []
+        s.words.append(word)
+        if decide:
+            events += self._decide()
+        return events
 
     def finish(self) -> list[Commit]:
         """End the current sentence: decode and commit the rest of its translation.
@@ -154,8 +169,8 @@ class TranslationSession:
         Returns the remaining commits, the last one flagged `sentence_end` (possibly empty text).
         The next `push` starts a new sentence.
         """
-        with self._lock:
-            return self._finish()
+        self._check_open()
+        return self._finish()
 
     def _finish(self) -> list[Commit]:
         s = self._sentence
@@ -169,7 +184,7 @@ class TranslationSession:
             tokens = greedy_draft(self._full, prefix, budget, self._prompt.is_stop, guess=s.guess,
                                   should_stop=guard).tokens
             tokens = tokens[: guard.keep(len(tokens))]
-        event = self._commit(tokens, sentence_end=True)
+        event = self._commit(tokens, sentence_end=True, cause="source-end")
         self._new_sentence(s.index + 1)
         return [event]
 
@@ -188,10 +203,36 @@ class TranslationSession:
         self._new_sentence(0)
 
     def close(self) -> None:
-        """Drop the current sentence without output. The engine owns the contexts (shared by its
-        sessions), so nothing is freed here; `close` and `with` are for the same code shape as
-        speech sessions, which do give contexts back."""
+        """Drop the current sentence without output and give the contexts back to the engine
+        (idempotent). A closed session takes no more input."""
         self.reset()
+        self._closed = True
+        for release in self._releases:
+            release()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise LsgEdgeError("this translation session is closed")
+
+    @property
+    def _baseline(self) -> ScoringContext:
+        """The wait-1 context, borrowed on first use: wait-k, LA-2 and offline never need one."""
+        if self._baseline_context is None:
+            self._baseline_context = self._pool.acquire()
+            self._releases.append(weakref.finalize(self, self._pool.release, self._baseline_context))
+        return self._baseline_context
+
+    @property
+    def counters(self) -> dict[str, float]:
+        """This session's llama_decode calls, tokens, logits rows and seconds in llama_decode, per
+        context ("full_*", "baseline_*")."""
+        out: dict[str, float] = {}
+        for name, context in (("full", self._full), ("baseline", self._baseline_context)):
+            out[f"{name}_decode_calls"] = context.n_decode_calls if context else 0
+            out[f"{name}_tokens"] = context.n_tokens_evaluated if context else 0
+            out[f"{name}_logits_rows"] = context.n_logits_rows if context else 0
+            out[f"{name}_decode_seconds"] = context.decode_seconds if context else 0.0
+        return out
 
     def __enter__(self) -> "TranslationSession":
         return self
@@ -226,20 +267,17 @@ class TranslationSession:
 
     def _decide(self) -> list[Commit]:
         events = []
-        while True:
-            view = _View(self)
-            decision = self._policy.decide(view)
-            draft = view.last_draft
-            if not isinstance(decision, Write):
-                if draft is not None:
-                    self._sentence.guess = list(draft.tokens)
-                return events
-            n_tokens = decision.n_tokens
-            assert draft is not None and n_tokens <= len(draft.tokens)
-            self._sentence.guess = list(draft.tokens[n_tokens:])
-            events.append(self._commit(draft.tokens[:n_tokens]))
 
-    def _commit(self, tokens: list[int], sentence_end: bool = False) -> Commit:
+        def commit(tokens: list[int], rest: list[int], write: Write) -> None:
+            self._sentence.guess = rest
+            events.append(self._commit(tokens, cause=write.cause))
+
+        guess = run_decisions(self._policy, lambda: _View(self), commit)
+        if guess is not None:
+            self._sentence.guess = guess
+        return events
+
+    def _commit(self, tokens: list[int], sentence_end: bool = False, cause: str = "confidence") -> Commit:
         s = self._sentence
         pieces = [self._vocab.piece(t) for t in tokens]
         # The model may copy a terminal escape from its input (or make one): never written out.
@@ -250,6 +288,8 @@ class TranslationSession:
         s.n_words_committed += int(word_starts([p.decode("utf-8", "replace") for p in pieces], not s.target).sum())
         s.target.extend(tokens)
         now = time.monotonic()
+        if tokens:
+            self.write_log.append(WriteRecord(s.index, cause, stripped, len(s.words)))
         return Commit(
             text=stripped.rstrip() if sentence_end else stripped,
             separator=separator,
@@ -353,7 +393,9 @@ class _View:
         self.n_committed_words = session._sentence.n_words_committed
         self.at_target_start = not session._sentence.target
         self.stop_ends_word = True  # the model's stop token closes the translation
+        self.decides_again_after_partial_write = True
         self.last_draft: Draft | None = None
+        self._guess: list[int] = []  # the previous draft as this view's draft verifies it
 
     def hypothesis(self) -> Draft:
         # Bounded by the draft budget only: agreement beyond it could not be committed before the
@@ -376,6 +418,7 @@ class _View:
             if has_enough(guess[:end]):
                 guess = guess[:end]
                 break
+        self._guess = guess
         room = min(session.policy_options.draft_tokens, session._target_cap() - len(session._sentence.target))
         if room <= 0:
             self.last_draft = Draft()
@@ -401,7 +444,16 @@ class _View:
         if prefix == self.full_prefix:
             return None
         first = len(prefix) - 1
-        return session._baseline.logits_at(prefix + tokens[: max(positions) + 1], [first + k for k in positions])
+        # While the draft follows the previous one (the guess), the baseline rows of the guessed
+        # tokens still ahead come in the same call: the leading-run test asks for them next unless
+        # confidence passes there, and a further row costs a fraction of a further llama_decode.
+        guess = self._guess
+        wanted = list(positions)
+        if tokens == guess[: len(tokens)] and len(guess) > max(positions) + 1:
+            wanted += range(max(positions) + 1, len(guess))
+            tokens = guess
+        rows = session._baseline.logits_at(prefix + tokens[: max(wanted)], [first + k for k in wanted])
+        return rows[: len(positions)]
 
     @functools.cached_property
     def full_prefix(self) -> list[int]:
