@@ -25,12 +25,12 @@ POLICIES = {
     "offline": PolicyOptions(name="offline"),
 }
 # (decode calls, tokens evaluated, logits rows) for the 12 sentences below, full + baseline contexts.
-# Before sessions kept every remembered row and batched the guessed baseline rows: lsg (289, 2770,
-# 339), local-agreement (579, 2315, 919); wait-k and offline as now.
+# Before the row cache kept what it had, drafts took remembered rows first and guessed baseline rows
+# came in one call: lsg (289, 2770, 339), local-agreement (579, 2315, 919); wait-k, offline as now.
 PINS = {
-    "lsg": (272, 2698, 339),
+    "lsg": (241, 2667, 308),
     "wait-k": (164, 1483, 219),
-    "local-agreement": (540, 2291, 895),
+    "local-agreement": (537, 2288, 892),
     "offline": (160, 805, 160),
 }
 

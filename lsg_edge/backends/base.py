@@ -13,7 +13,7 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
-__all__ = ["ScoringContext", "Vocabulary", "common_prefix_length"]
+__all__ = ["ScoringContext", "Vocabulary", "common_prefix_length", "rows_remembered"]
 
 
 class Vocabulary(Protocol):
@@ -39,6 +39,9 @@ class ScoringContext(Protocol):
         """
         ...
 
+    # Optional: `has_rows(tokens, positions) -> bool`, whether `logits_at` would answer from memory
+    # (drafting then asks for a forward pass only when it needs one).
+
 
 def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
     """Number of leading elements `a` and `b` share (what a context can keep of its cache)."""
@@ -47,3 +50,13 @@ def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
         if a[i] != b[i]:
             return i
     return n
+
+
+def rows_remembered(held: Sequence, rows: dict, tokens: Sequence, positions: Sequence[int]) -> bool:
+    """Whether every row at `positions` of `tokens` is in `rows` (position → row), computed over
+    `held` (the token list a context's cache holds): row p depends on tokens[: p + 1] only."""
+    positions = list(positions)
+    if not positions:
+        return True
+    keep = common_prefix_length(held, list(tokens[: max(positions) + 1]))
+    return all(p < keep and p in rows for p in positions)

@@ -34,7 +34,7 @@ import numpy as np
 
 from ..device import DEVICES, LlamaBuild, LlamaDevice, LlamaPlacement, resolve_llama_device
 from ..errors import ContextOverflow, ModelError, OptionsError
-from .base import common_prefix_length
+from .base import common_prefix_length, rows_remembered
 from .cpu_buffers import SETTINGS as EXTRA_BUFTS_SETTINGS
 from .cpu_buffers import ExtraBuftsDecision, extra_bufts_decision
 from .llama_log import silence_llama_log
@@ -389,6 +389,10 @@ class LlamaContext:
             out = np.stack([self._rows[p] for p in positions])
         self._evict(keep_positions=set(positions))
         return out
+
+    def has_rows(self, tokens: Sequence[int | EmbeddingRow], positions: Sequence[int]) -> bool:
+        """Whether `logits_at(tokens, positions)` would be answered from memory, with no decode."""
+        return rows_remembered(self._tokens, self._rows, tokens, positions) if self._reuse else False
 
     def reset(self) -> None:
         """Forget everything: the next request starts from an empty cache."""

@@ -56,12 +56,18 @@ def greedy_draft(
         raise ValueError("greedy_draft needs a non-empty prefix")
     tokens: list[int] = []
     guess = list(guess[:max_new_tokens])
+    has_rows = getattr(context, "has_rows", None)
     while len(tokens) < max_new_tokens:
-        # Verify as much of the guess as is left, plus the position right after it.
+        # Verify as much of the guess as is left, plus the position right after it — unless the
+        # context remembers the guess's rows: then they cost nothing, and the row after the guess
+        # (a forward pass) is asked for only if `should_stop` has not ended the draft on them.
         pending = guess[len(tokens):] if guess[: len(tokens)] == tokens else []
         sequence = prefix + tokens + pending
         first = len(prefix) + len(tokens) - 1
-        logits = context.logits_at(sequence, range(first, first + len(pending) + 1))
+        wanted = range(first, first + len(pending) + 1)
+        if pending and has_rows is not None and has_rows(sequence, wanted[:-1]):
+            wanted = wanted[:-1]
+        logits = context.logits_at(sequence, wanted)
         for k, row in enumerate(logits):
             token = int(np.argmax(row))
             if is_stop(token):
@@ -71,6 +77,9 @@ def greedy_draft(
                 return Draft(tokens, ended=False)
             if len(tokens) >= max_new_tokens or k >= len(pending) or pending[k] != token:
                 break
+        else:
+            # Every remembered row agreed with the guess: the next round asks for the row after it.
+            guess = tokens[:]
     return Draft(tokens, ended=False)
 
 

@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..backends.base import common_prefix_length
+from ..backends.base import common_prefix_length, rows_remembered
 from ..errors import ModelError
 from .onnx_runtime import EncodedAudio, WhisperRuntime
 from .vocab import TokenFilter
@@ -60,6 +60,10 @@ class WhisperDecoderContext:
         if audio is not self._audio:
             self._audio = audio
             self._reset()
+
+    def has_rows(self, tokens: Sequence[int], positions: Sequence[int]) -> bool:
+        """Whether `logits_at(tokens, positions)` would be answered from memory, with no decoder run."""
+        return rows_remembered(self._tokens, self._rows, tokens, positions) if self._reuse else False
 
     def logits_at(self, tokens: Sequence[int], positions: Sequence[int]) -> np.ndarray:
         """See `base.ScoringContext.logits_at`."""

@@ -112,6 +112,7 @@ class TranslationSession:
         self._full: ScoringContext = pool.acquire()
         # The contexts go back to the pool at close(), or when the session is garbage-collected.
         self._releases = [weakref.finalize(self, pool.release, self._full)]
+        self._counted_from = {"full": _work_of(self._full)}  # a pooled context's counters run on
         self._baseline_context: ScoringContext | None = None
         self._closed = False
         self.write_log: list[WriteRecord] = []  # every write of the stream, with its cause
@@ -220,6 +221,7 @@ class TranslationSession:
         if self._baseline_context is None:
             self._baseline_context = self._pool.acquire()
             self._releases.append(weakref.finalize(self, self._pool.release, self._baseline_context))
+            self._counted_from["baseline"] = _work_of(self._baseline_context)
         return self._baseline_context
 
     @property
@@ -228,10 +230,10 @@ class TranslationSession:
         context ("full_*", "baseline_*")."""
         out: dict[str, float] = {}
         for name, context in (("full", self._full), ("baseline", self._baseline_context)):
-            out[f"{name}_decode_calls"] = context.n_decode_calls if context else 0
-            out[f"{name}_tokens"] = context.n_tokens_evaluated if context else 0
-            out[f"{name}_logits_rows"] = context.n_logits_rows if context else 0
-            out[f"{name}_decode_seconds"] = context.decode_seconds if context else 0.0
+            now = _work_of(context) if context is not None else (0, 0, 0, 0.0)
+            start = self._counted_from.get(name, (0, 0, 0, 0.0))
+            for key, a, b in zip(("decode_calls", "tokens", "logits_rows", "decode_seconds"), now, start):
+                out[f"{name}_{key}"] = a - b
         return out
 
     def __enter__(self) -> "TranslationSession":
@@ -365,6 +367,12 @@ class TranslationSession:
         s = self._sentence
         n_source = min(s.n_words_committed + 1, len(s.words))
         return self._prompt.prefix_tokens(join_words(s.words[:n_source])) + s.target
+
+
+def _work_of(context) -> tuple[int, int, int, float]:
+    """A context's work counters so far (contexts that count nothing give zeros)."""
+    return (getattr(context, "n_decode_calls", 0), getattr(context, "n_tokens_evaluated", 0),
+            getattr(context, "n_logits_rows", 0), getattr(context, "decode_seconds", 0.0))
 
 
 class _LoopGuard:
