@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import OptionsError
 from .options import PolicyOptions
-from .strategies import Decision, DecisionView, Policy, Read, Write
+from .interface import Decision, DecisionView, Policy, Read, Write
 from .words import cut_at_words, word_starts
 
 __all__ = ["AlignAttPolicy", "AttentionView", "most_attended_frames", "heard_run"]
@@ -119,4 +119,4 @@ class AlignAttPolicy(Policy):
             return Read()
         starts = word_starts(view.pieces(draft.tokens), view.at_target_start)
         cut, _ = cut_at_words(starts, guard.n_accepted, max_words=_UNBOUNDED_WORDS)
-        return Write(cut) if cut > 0 else Read()
+        return Write(cut, "alignatt") if cut > 0 else Read()

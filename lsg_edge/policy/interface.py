@@ -21,9 +21,9 @@ __all__ = ["Read", "Write", "Decision", "DecisionView", "Policy", "WRITE_CAUSES"
 
 # Why a strategy wrote: LSG's confidence test (max P_cur > α) or KL test (KL > δ) passed for every
 # written token ("kl" when at least one needed the KL test), or the range constraint's upper bound
-# forced words the tests did not pass ("forced"); "wait-k" and "agreement" for the baselines;
-# "source-end" for what a session decodes once the source has ended.
-WRITE_CAUSES = ("confidence", "kl", "forced", "wait-k", "agreement", "source-end")
+# forced words the tests did not pass ("forced"); "wait-k", "agreement" and "alignatt" for the other
+# strategies; "source-end" for what a session decodes once the source has ended.
+WRITE_CAUSES = ("confidence", "kl", "forced", "wait-k", "agreement", "alignatt", "source-end")
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import numpy as np
 from .bounds import words_allowed, words_required
 from .decision import RowStats, kl_between, row_stats
 from .interface import Decision, DecisionView, Policy, Read, Write
+from .alignatt import AlignAttPolicy
 from .local_agreement import LocalAgreementPolicy
 from .options import PolicyOptions
 from .words import cut_at_words, word_starts
@@ -165,7 +166,5 @@ def make_policy(options: PolicyOptions) -> Policy:
     if options.name == "local-agreement":
         return LocalAgreementPolicy()
     if options.name == "alignatt":
-        from .alignatt import AlignAttPolicy
-
         return AlignAttPolicy(options)
     return OfflinePolicy()
