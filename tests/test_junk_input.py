@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from tests.helpers.tiny_models import make_hf_weights, tiny_spec, write_tiny_gguf
-from tests.helpers.toy_model import ToyContext, ToyPrompt, ToyVocabulary
+from tests.helpers.toy_model import ToyContext, ToyPrompt, ToyVocabulary, toy_pool
 
 from lsg_edge.errors import OptionsError
 from lsg_edge.policy.options import PolicyOptions
@@ -26,7 +26,7 @@ PUNCTUATION = "... !!! ??? ,,, ;;; ---"
 def _session(policy=PolicyOptions(name="wait-k", k=1), n_ctx_tokens=4096, prompt=None):
     vocab = ToyVocabulary()
     full, baseline = ToyContext(1, 3.0), ToyContext(2, 3.0)
-    session = TranslationSession(full=full, baseline=baseline, vocab=vocab, prompt=prompt or ToyPrompt(vocab),
+    session = TranslationSession(pool=toy_pool(full, baseline), vocab=vocab, prompt=prompt or ToyPrompt(vocab),
                                  policy=policy, options=SessionOptions(), n_ctx_tokens=n_ctx_tokens)
     return session, full
 

@@ -65,3 +65,12 @@ class ToyPrompt:
 
     def is_stop(self, token: int) -> bool:
         return token in (EOS, NEWLINE)
+
+
+def toy_pool(*contexts):
+    """A context pool that lends `contexts` in order (a session borrows its full-prefix context
+    first, its baseline's second), with nothing to reset."""
+    from lsg_edge.backends.pool import ContextPool
+
+    queue = iter(contexts)
+    return ContextPool(lambda: next(queue), reset=lambda context: None, max_contexts=len(contexts))
