@@ -11,7 +11,7 @@ import soundfile
 
 from lsg_edge.errors import InputError, InputWarning
 from lsg_edge.evaluation.speech_run import read_audio_manifest
-from lsg_edge.speech.audio_io import read_audio
+from lsg_edge.speech.audio_io import AudioFileStream, file_blocks, read_audio
 
 
 def _wav(path: Path, seconds: float) -> Path:
@@ -27,6 +27,37 @@ def test_a_wav_shorter_than_its_header_warns(tmp_path):
     with pytest.warns(InputWarning, match=r"declares 2\.00 s .* holds 1\.00 s"):
         audio = read_audio(path)
     assert 0.9 * 16000 < audio.size < 1.1 * 16000
+
+
+def test_a_truncated_wav_warns_when_its_stream_opens(tmp_path):
+    path = _wav(tmp_path / "cut.wav", 2.0)
+    with open(path, "r+b") as f:
+        f.truncate(os.path.getsize(path) // 2)
+    with pytest.warns(InputWarning, match=r"declares 2\.00 s .* holds 1\.00 s"):
+        AudioFileStream(path)
+
+
+@pytest.mark.parametrize(("rate_hz", "channels"), [(16_000, 1), (44_100, 2), (8_000, 1)])
+def test_a_file_read_as_it_streams_gives_the_blocks_of_the_whole_file(tmp_path, rate_hz, channels):
+    # `asr FILE` reads the file block by block (its memory does not grow with the file): the
+    # blocks are exactly those of the whole file read at once, resampling included.
+    rng = np.random.default_rng(1)
+    samples = (0.1 * rng.standard_normal((int(rate_hz * 2.37), channels))).astype(np.float32)
+    path = tmp_path / "clip.wav"
+    soundfile.write(str(path), samples, rate_hz, subtype="FLOAT")
+    whole = list(file_blocks(read_audio(path)))
+    streamed = list(AudioFileStream(path))
+    assert [b.size for b in streamed] == [b.size for b in whole]
+    assert all(np.array_equal(a, b) for a, b in zip(streamed, whole))
+
+
+@pytest.mark.parametrize("content", [None, b"not audio at all"])
+def test_a_missing_or_unreadable_file_fails_when_its_stream_opens(tmp_path, content):
+    path = tmp_path / "x.wav"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(InputError, match="audio file not found" if content is None else "cannot read audio file"):
+        AudioFileStream(path)
 
 
 def test_a_complete_wav_does_not_warn(tmp_path, recwarn):

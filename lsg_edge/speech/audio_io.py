@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import DeviceError, InputError, InputWarning
 from .features import SAMPLE_RATE_HZ
 
-__all__ = ["read_audio", "file_blocks", "MicrophoneStream", "to_mono_16k"]
+__all__ = ["read_audio", "file_blocks", "AudioFileStream", "MicrophoneStream", "to_mono_16k"]
 
 BLOCK_MS = 100  # size of the blocks handed to the session, ms
 
@@ -94,6 +94,63 @@ def file_blocks(audio: np.ndarray, realtime: bool = False) -> Iterator[np.ndarra
             if delay > 0:
                 time.sleep(delay)
         yield audio[offset : offset + block]
+
+
+class AudioFileStream:
+    """An audio file as float32 mono 16 kHz blocks of BLOCK_MS, read as it is consumed.
+
+    Memory does not depend on the file's length (a whole hour in memory would be 230 MB at 16 kHz
+    and several times that while a 44.1 kHz stereo file is converted). The file is opened and
+    checked at construction, so a bad file fails before a model loads; with `realtime`, blocks are
+    paced at the speed of speech.
+    """
+
+    def __init__(self, path: Path, realtime: bool = False) -> None:
+        import soundfile
+
+        self._path = Path(path)
+        self._realtime = realtime
+        if not self._path.exists():
+            raise InputError(f"audio file not found: {self._path}")
+        try:
+            with soundfile.SoundFile(str(self._path)) as f:
+                self._rate = f.samplerate
+        except (soundfile.LibsndfileError, RuntimeError, OSError) as e:
+            raise InputError(f"cannot read audio file {self._path}: {e}") from e
+        shortfall = _wav_shortfall(self._path)
+        if shortfall is not None:
+            declared_s, held_s = shortfall
+            warnings.warn(f"{self._path}: the WAV header declares {declared_s:.2f} s of audio but the file holds "
+                          f"{held_s:.2f} s (truncated?); using what is there", InputWarning, stacklevel=2)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        import soundfile
+
+        resampler = None
+        if self._rate != SAMPLE_RATE_HZ:
+            import soxr
+
+            resampler = soxr.ResampleStream(self._rate, SAMPLE_RATE_HZ, 1, dtype="float32", quality="HQ")
+        block = SAMPLE_RATE_HZ * BLOCK_MS // 1000
+        pending = np.zeros(0, np.float32)
+        start, k = time.monotonic(), 0
+        with soundfile.SoundFile(str(self._path)) as f:
+            while True:
+                raw = f.read(self._rate * BLOCK_MS // 1000, dtype="float32", always_2d=True)
+                last = raw.shape[0] == 0
+                mono = raw.mean(axis=1, dtype=np.float32) if raw.shape[0] else np.zeros(0, np.float32)
+                if resampler is not None:
+                    mono = resampler.resample_chunk(mono, last=last)
+                pending = np.concatenate([pending, mono])
+                while pending.size >= block or (last and pending.size):
+                    if self._realtime:
+                        delay = start + k * BLOCK_MS / 1000 - time.monotonic()
+                        if delay > 0:
+                            time.sleep(delay)
+                    yield pending[:block]
+                    pending, k = pending[block:], k + 1
+                if last:
+                    return
 
 
 def _sounddevice():

@@ -105,7 +105,7 @@ def asr_command(audio: Path | None, mic: bool, mic_device: str | None, realtime:
 
     Captions by default; --task translate is Whisper's own any-language → English; --translate-to
     LANG translates the captions with the text model, in any supported direction."""
-    from .audio_io import MicrophoneStream, file_blocks, read_audio
+    from .audio_io import AudioFileStream, MicrophoneStream
     from .engine import SpeechEngine
 
     if mic == (audio is not None):
@@ -128,8 +128,8 @@ def asr_command(audio: Path | None, mic: bool, mic_device: str | None, realtime:
     if mic:
         blocks = MicrophoneStream(int(mic_device) if mic_device and mic_device.isdigit() else mic_device)
     else:
-        samples = read_audio(audio)  # read before loading the model: a bad file fails fast
-        blocks = file_blocks(samples, realtime=realtime)
+        # Opened and checked before the model loads (a bad file fails fast), read as it is consumed.
+        blocks = AudioFileStream(audio, realtime=realtime)
     # Subtitle files are opened (created) before the models load: an unwritable path fails fast.
     subtitles = [open_subtitles(path, kind, f"--{kind}") for kind, path in (("srt", srt_path), ("vtt", vtt_path))
                  if path is not None]
