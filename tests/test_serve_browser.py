@@ -121,3 +121,48 @@ def test_the_page_captions_a_microphone_as_well_as_the_cli(speech_engine, speech
     assert re.fullmatch(r"\d+\.\d s", lag), lag
     assert saw_tentative, "the page never showed a tentative tail"
     assert engines.sessions_open == 0 and engines.contexts_in_use == 0
+
+
+_RESAMPLE_PAGE_JS = """async () => {
+    const rate = 48000, n = rate;  // one second at a common device rate
+    const context = new OfflineAudioContext(1, n, rate);
+    await context.audioWorklet.addModule('/static/pcm-worklet.js');
+    const buffer = context.createBuffer(1, n, rate);
+    const x = buffer.getChannelData(0);
+    for (let i = 0; i < n; i++) {
+        x[i] = 0.4 * Math.sin(2 * Math.PI * 440 * i / rate) + 0.4 * Math.sin(2 * Math.PI * 12000 * i / rate);
+    }
+    const source = context.createBufferSource();
+    source.buffer = buffer;
+    const node = new AudioWorkletNode(context, 'pcm-resampler');
+    const chunks = [];
+    node.port.onmessage = (event) => chunks.push(Array.from(new Int16Array(event.data)));
+    source.connect(node).connect(context.destination);
+    source.start();
+    await context.startRendering();
+    await new Promise((resolve) => setTimeout(resolve, 500));  // the last posted chunks
+    return chunks.flat();
+}"""
+
+
+def test_the_worklet_resamples_to_16_khz_without_aliasing(speech_engine) -> None:
+    """48 kHz in: a 440 Hz tone comes out at 16 kHz with its amplitude; a 12 kHz tone, above the new
+    Nyquist frequency, is filtered out instead of folding back to 4 kHz."""
+    from playwright.sync_api import sync_playwright
+
+    chromium = _chromium()
+    with running_server(create_app(ServeEngines(speech_engine))) as address, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, headless=True)
+        try:
+            page = browser.new_page()
+            page.goto(f"http://{address}/")
+            samples = np.array(page.evaluate(_RESAMPLE_PAGE_JS), np.float64) / 32768.0
+        finally:
+            browser.close()
+    assert 14400 <= samples.size <= 16000  # whole 100 ms chunks of one second at 16 kHz
+    steady = samples[800:14400]  # past the filter's start-up
+    spectrum = np.abs(np.fft.rfft(steady * np.hanning(steady.size))) * 2 / np.hanning(steady.size).sum()
+    frequencies = np.fft.rfftfreq(steady.size, 1 / 16000)
+    amplitude = {f: spectrum[np.abs(frequencies - f) < 20].max() for f in (440, 4000)}
+    assert abs(amplitude[440] - 0.4) < 0.02, amplitude
+    assert amplitude[4000] < 0.004, amplitude  # at least 40 dB below the tone it would alias from
