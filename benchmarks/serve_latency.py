@@ -8,9 +8,10 @@ Part 1, latency (the same N librispeech-dev utterances, the same Whisper model a
   server     `lsg-edge serve` in a child process, the utterance streamed by `lsg_edge.client` at the
              speed of speech; computation-aware delay = wall time from the first sample sent to the
              commit's arrival at the client.
-AL (non computation-aware) is the audio read at each commit; the server added latency is server −
-in-process AL_CA, with a paired bootstrap over utterances (its p-value says whether it is beyond the
-noise of the run).
+The in-process and server runs take the utterances in turn (one in process, then the same through
+the server), so that the machine's load drifts alike over both. AL (non computation-aware) is the
+audio read at each commit; the server's added latency is server − in-process AL_CA, with a paired
+bootstrap over utterances (its p-value says whether it is beyond the noise of the run).
 
 Part 2, concurrency: 1, 2, 4 clients streaming at once, each its own utterances at the speed of
 speech. Per client: the processing lag (at every progress message: arrival time minus the time its
@@ -103,27 +104,23 @@ def server_instance(index: int, streamed: Streamed) -> Instance:
                           str(streamed.item.audio_path))
 
 
-def in_process_realtime(engine, options, items: list[AudioItem]) -> list[Instance]:
-    instances = []
-    for index, item in enumerate(items):
-        audio = read_audio(item.audio_path)
-        with engine.create_session(options) as session:
-            started = time.monotonic()
-            commits = []
-            for k, offset in enumerate(range(0, audio.size, _BLOCK)):
-                delay = started + k * BLOCK_MS / 1000 - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-                commits += session.push(audio[offset : offset + _BLOCK])
-            final = session.finish()
-            commits += final
-        duration_ms = 1000.0 * audio.size / SAMPLE_RATE_HZ
-        reads = [duration_ms if k >= len(commits) - len(final) else float(c.source_read)
-                 for k, c in enumerate(commits)]
-        elapsed = [(c.wall_time_s - started) * 1000.0 for c in commits]
-        instances.append(build_instance(index, commits, reads, elapsed, item.transcript, duration_ms, "ms",
-                                        str(item.audio_path)))
-    return instances
+def in_process_realtime(engine, options, index: int, item: AudioItem) -> Instance:
+    audio = read_audio(item.audio_path)
+    with engine.create_session(options) as session:
+        started = time.monotonic()
+        commits = []
+        for k, offset in enumerate(range(0, audio.size, _BLOCK)):
+            delay = started + k * BLOCK_MS / 1000 - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            commits += session.push(audio[offset : offset + _BLOCK])
+        final = session.finish()
+        commits += final
+    duration_ms = 1000.0 * audio.size / SAMPLE_RATE_HZ
+    reads = [duration_ms if k >= len(commits) - len(final) else float(c.source_read)
+             for k, c in enumerate(commits)]
+    elapsed = [(c.wall_time_s - started) * 1000.0 for c in commits]
+    return build_instance(index, commits, reads, elapsed, item.transcript, duration_ms, "ms", str(item.audio_path))
 
 
 def row(name: str, instances: list[Instance]) -> dict:
@@ -206,7 +203,7 @@ def main() -> None:
     items = read_audio_manifest(args.data / "librispeech-dev" / "transcripts.tsv", args.n)
     report: dict = {"model": args.model, "threads": args.threads, "n": len(items),
                     "load_average_at_start": os.getloadavg()}
-    counts = [int(c) for c in args.clients.split(",") if c]
+    counts = [int(c) for c in args.clients.split(",") if c]  # "" skips part 2
     process, address = start_server(args.model, args.threads, max(counts + [1]))
     try:
         if not args.skip_latency:
@@ -218,10 +215,13 @@ def main() -> None:
             options = AsrSessionOptions()
             evaluated, _ = run_speech(lambda: engine.create_session(options), items, progress=False)
             print("eval", row("eval", evaluated), flush=True)
-            realtime = in_process_realtime(engine, options, items)
+            # Each utterance in process, then through the server, in turn: a change in the machine's
+            # load during the run falls on both alike.
+            realtime, served = [], []
+            for k, item in enumerate(items):
+                realtime.append(in_process_realtime(engine, options, k, item))
+                served.append(server_instance(k, stream_realtime(address, item, read_audio(item.audio_path))))
             print("in-process", row("in-process", realtime), flush=True)
-            streamed = [stream_realtime(address, item, read_audio(item.audio_path)) for item in items]
-            served = [server_instance(k, s) for k, s in enumerate(streamed)]
             print("server", row("server", served), flush=True)
             report["latency"] = [row("eval", evaluated), row("in-process real time", realtime),
                                  row("server real time", served)]
