@@ -14,7 +14,7 @@ import soundfile
 
 from lsg_edge.errors import ModelError, OptionsError
 from lsg_edge.folders import folder_problem, output_folder
-from tests.helpers.read_only import can_mount_read_only, run_with_read_only
+from tests.helpers.read_only import can_mount_read_only, run_with_read_only, run_with_read_only_view
 
 CLI = [sys.executable, "-m", "lsg_edge.cli"]
 
@@ -139,3 +139,13 @@ def test_train_lora_checks_its_output_folder_first(tmp_path):
     assert result.returncode == 2
     expected = f"lsg-edge: error: --out {out}: cannot write there (a file, not a folder: {tmp_path / 'taken'})"
     assert _one_line(result) == expected
+
+
+def test_a_read_only_cache_that_holds_the_models_translates(default_gguf, read_only_folder):
+    # A cache shared read-only (a system image, another user's) is fine once it holds the models:
+    # nothing is written unless something must be built.
+    cache = default_gguf.parent.parent
+    result = run_with_read_only_view(cache, read_only_folder, CLI + ["translate", "--stdin", "--threads", "1"],
+                                     input=b"Guten Morgen .\n", env=_with_cache(read_only_folder))
+    assert result.returncode == 0, result.stderr
+    assert "morning" in result.stdout.decode().lower()

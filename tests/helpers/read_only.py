@@ -12,7 +12,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-__all__ = ["can_mount_read_only", "run_with_read_only"]
+__all__ = ["can_mount_read_only", "run_with_read_only", "run_with_read_only_view"]
 
 _UNSHARE = ["unshare", "--user", "--map-root-user", "--mount"]
 
@@ -32,4 +32,12 @@ def run_with_read_only(folder: Path, command: list[str], timeout_s: float = 300,
     """`command` run with an empty read-only file system over `folder` (which must exist)."""
     script = 'mount -t tmpfs -o ro tmpfs "$0" && exec "$@"'
     return subprocess.run([*_UNSHARE, "sh", "-c", script, str(folder), *map(str, command)],
+                          capture_output=True, timeout=timeout_s, **kwargs)
+
+
+def run_with_read_only_view(source: Path, view: Path, command: list[str], timeout_s: float = 300,
+                            **kwargs) -> subprocess.CompletedProcess:
+    """`command` run with `source`'s contents visible, read-only, at `view` (which must exist)."""
+    script = 'mount --bind "$0" "$1" && mount -o remount,ro,bind "$1" && shift && exec "$@"'
+    return subprocess.run([*_UNSHARE, "sh", "-c", script, str(source), str(view), *map(str, command)],
                           capture_output=True, timeout=timeout_s, **kwargs)
