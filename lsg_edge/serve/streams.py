@@ -114,7 +114,9 @@ class ServeEngines:
             raise ProtocolError("translation is not available on this server: it was started without "
                                 "--translate (captions only; send \"target\": null)")
         # LSG: the text model's manifest settings for the pair; another policy by name over them.
-        policy = None if settings.policy == "lsg" else \
+        # AlignAtt reads Whisper's attention, which text has not: it runs the captions only, and the
+        # translation keeps the manifest's LSG.
+        policy = None if settings.policy in ("lsg", "alignatt") else \
             self.translation.policy_options(settings.language, settings.target, name=settings.policy)
         return SpeechTranslator(self.speech, self.translation).create_session(
             settings.language, settings.target, asr_options=options, policy=policy)
