@@ -176,13 +176,15 @@ def _slug(label: str) -> str:
     return re.sub(r"[^\w.]+", "-", label).strip("-")
 
 
-def report(folders: list[Path]) -> None:
+def report(folders: list[Path], first: int | None = None) -> None:
+    """BLEU/AL rows of every log under `folders` (the first `first` sentences of each, if given),
+    then the cause table of the LSG runs (over all their sentences)."""
     print("| setting | n | BLEU | AL | LAAL | CPU s/sentence |")
     print("|---|---|---|---|---|---|")
     cause_rows = []
     for folder in folders:
         for log in sorted(folder.glob("*/instances.log")):
-            instances = read_instances(log)
+            instances = read_instances(log)[:first]
             bleu = quality_scores(instances, ("BLEU",))["BLEU"]
             lag = latency_scores(instances, computation_aware=False)
             cpu_file = log.parent / "cpu.json"
@@ -222,13 +224,14 @@ def main() -> None:
     command.add_argument("--output", type=Path, required=True)
     report_command = commands.add_parser("report")
     report_command.add_argument("folders", type=Path, nargs="+")
+    report_command.add_argument("--first", type=int, help="score only the first N sentences of each log")
     args = parser.parse_args()
     if args.command == "run":
         args.source = args.source or args.data / "wmt15-deen-dev" / f"{args.src}.txt"
         args.reference = args.reference or args.data / "wmt15-deen-dev" / f"{args.tgt}.txt"
         run(args)
     else:
-        report(args.folders)
+        report(args.folders, args.first)
 
 
 if __name__ == "__main__":
