@@ -125,7 +125,7 @@ def cascade_lsg(translator: SpeechTranslator, items: list[AudioItem], src: str, 
         target = [c for c in commits if c.stream == "target"]
         n_final_target = sum(c.stream == "target" for c in final)
         run.add(index, item, audio, target, n_final_target, started, compute_s)
-        run.captions.append(" ".join(c.text for c in commits if c.stream == "source" and c.text))
+        run.captions.append("".join(c.separator + c.text for c in commits if c.stream == "source").strip())
         _count_reach(run, commits)
     return run
 
@@ -136,7 +136,8 @@ def _count_reach(run: Run, commits: list[Commit]) -> None:
     produced = False
     for commit in commits:
         if commit.stream == "source":
-            n = len(split_words(commit.text))
+            # A caption without leading whitespace continues the last word.
+            n = len(split_words(commit.text)) - int(not commit.separator and pending > 0)
             pending += n
             run.source_words += n
         else:

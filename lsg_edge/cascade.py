@@ -125,13 +125,17 @@ class SpeechTranslationSession:
             words = split_words(caption.text)
             self._audio_ms = caption.audio_ms if caption.audio_ms is not None else caption.source_read
             for k, word in enumerate(words):
+                # A caption without leading whitespace continues the last word ("ring" + "leader,").
+                read = self.text.source_words if k == 0 and not caption.separator else []
+                join = self._sentence_open and bool(read)
                 self._sentence_open = True
                 last = k == len(words) - 1
-                ends = (self.options.split_sentences and ends_sentence(word)) or (last and caption.sentence_end)
+                whole = read[-1] + word if join else word
+                ends = (self.options.split_sentences and ends_sentence(whole)) or (last and caption.sentence_end)
                 # The words of one caption arrive together: the policy decides after the last (and
                 # not at all before a sentence end, where the rest is decoded at full context).
                 decide = not ends and (last or not self.options.batch_words)
-                out += [self._target(c) for c in self.text.push(word, decide=decide)]
+                out += [self._target(c) for c in self.text.push(word, decide=decide, join=join)]
                 if ends:
                     out += self._end_sentence()
             if caption.sentence_end:

@@ -74,10 +74,15 @@ class CueBuilder:
     def add(self, commit: Commit) -> list[Cue]:
         done: list[Cue] = []
         at_ms = commit.audio_ms if commit.audio_ms is not None else commit.source_read
-        for word in commit.text.split():
+        for k, word in enumerate(commit.text.split()):
+            started = bool(self._open.words)
+            if k == 0 and not commit.separator and started:
+                # The rest of the last word (captions may commit "ring", then "leader,").
+                word = self._open.words.pop() + word
             if self._open.words and not self._fits(self._open.words + [word]):
                 done.append(self._close())
-            if not self._open.words:
+                started = False
+            if not started:
                 self._open.first_ms = at_ms
             self._open.words.append(word)
             self._open.last_ms = at_ms

@@ -99,3 +99,12 @@ def test_words_read_together_are_decided_once(translator) -> None:
         commits = session.push(words[6])
         assert commits and commits[0].source_read == 7
         assert session.finish()[-1].sentence_end
+
+
+def test_a_caption_word_committed_in_two_parts_is_read_as_one(translator) -> None:
+    with translator.text.create_session("en", "de") as session:
+        session.push("the", decide=False)
+        session.push("ring", decide=False)
+        session.push("leader,", join=True, decide=False)
+        assert session.source_words == ["the", "ringleader,"]
+        assert session.finish()[-1].sentence_end

@@ -131,3 +131,45 @@ def test_sigterm_keeps_both_streams_and_leaves_valid_subtitles(data_dir, tmp_pat
     assert any(e["stream"] == "source" for e in events)
     cues = list(srt.parse(srt_path.read_text(encoding="utf-8")))
     assert " ".join(c.content for c in cues).split() == " ".join(e["text"] for e in target).split()
+
+
+@pytest.mark.speech
+def test_captions_subtitles_match_the_captions(english, tmp_path) -> None:
+    srt_path = tmp_path / "captions.srt"
+    result = _asr(str(english), "--model", "tiny.en", "--srt", str(srt_path))
+    assert result.returncode == 0, result.stderr
+    cues = list(srt.parse(srt_path.read_text(encoding="utf-8")))
+    assert cues and " ".join(c.content for c in cues).split() == result.stdout.split()
+    assert all(len(line) <= 42 for c in cues for line in c.content.split("\n"))
+
+
+@pytest.mark.speech
+def test_a_terminal_sees_the_draft_dimmed_and_a_pipe_does_not(english) -> None:
+    import os
+    import pty
+
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(CLI + [str(english), "--model", "tiny.en"], stdout=follower, stderr=subprocess.PIPE)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    process.wait(timeout=300)
+    os.close(leader)
+    screen = b"".join(chunks).decode("utf-8", "replace")
+    assert process.returncode == 0
+    assert "\x1b[2m" in screen, "a terminal shows the tentative words dimmed"
+    piped = _asr(str(english), "--model", "tiny.en")
+    assert "\x1b" not in piped.stdout
+    # What stays on the terminal is the committed text: drop each dimmed draft (and the cursor
+    # move after it), then the clear-to-end-of-line codes.
+    import re
+
+    plain = re.sub(r"( ?)\x1b\[2m.*?\x1b\[0m\x1b\[\d+D", "", screen).replace("\x1b[K", "")
+    assert plain.split() == piped.stdout.split()

@@ -101,3 +101,13 @@ def test_unwritable_path_is_an_input_error(tmp_path) -> None:
         open_subtitles(tmp_path / "no" / "such" / "dir" / "x.srt", "srt", "--srt")
     with pytest.raises(InputError, match="is a folder"):
         open_subtitles(tmp_path, "vtt", "--vtt")
+
+
+def test_a_word_committed_in_two_parts_is_one_word(tmp_path) -> None:
+    path = tmp_path / "joined.srt"
+    writer = open_subtitles(path, "srt", "--srt")
+    for text, separator in (("In fact, the", ""), ("ring", " "), ("leader, John Rex", ""), (", gave me", "")):
+        writer.write(Commit(text, separator, 0, 0, 0.0, len(text.split()), audio_ms=1000))
+    writer.close()
+    (cue,) = srt.parse(path.read_text(encoding="utf-8"))
+    assert cue.content == "In fact, the ringleader, John Rex, gave me"

@@ -127,11 +127,13 @@ class TranslationSession:
 
     # --- public API -----------------------------------------------------------------------------
 
-    def push(self, word: str, decide: bool = True) -> list[Commit]:
+    def push(self, word: str, decide: bool = True, join: bool = False) -> list[Commit]:
         """Read one source word; return what the policy commits in response (maybe nothing).
 
         `decide=False` reads the word without asking the policy: for words that arrive together
         (a caption commit of several words), where a decision between them could only cost time.
+        `join=True`: `word` is the rest of the last word read (captions may commit "ring", then
+        "leader,"); it is appended to that word, which the next drafts then read whole.
 
         A "word" longer than `options.max_word_chars` is dropped with an `InputWarning`: no
         language has such words, and a model fed one may recite its prompt instead of translating.
@@ -150,6 +152,10 @@ class TranslationSession:
             return []
         self._check_open()
         events: list[Commit] = []
+        if join and self._sentence.words:
+            self._sentence.words[-1] += word
+            self._sentence.source_facts = (-1, set(), False)  # computed from the words
+            return self._decide() if decide else events
         if not self._sentence.words and not has_letter_or_digit(word):
             self._sentence.held.append(word)
             return events
