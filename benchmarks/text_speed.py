@@ -57,7 +57,8 @@ class DecodeClock:
         llama_cpp.llama_decode = timed
 
 
-def run_one(setting: str, data: Path, limit: int, naive: bool, threads: int, manifest: str | None) -> dict:
+def run_one(setting: str, data: Path, limit: int, naive: bool, threads: int, manifest: str | None,
+            model: str | None = None) -> dict:
     """Runs in a child process: translate `limit` sentences with one setting."""
     clock = DecodeClock()
     from lsg_edge import TranslationEngine
@@ -69,6 +70,8 @@ def run_one(setting: str, data: Path, limit: int, naive: bool, threads: int, man
         overrides["n_threads"] = threads
     if manifest:
         overrides["manifest"] = manifest
+    if model:  # another GGUF through the generic manifest, as `--model` does
+        overrides.update(model_path=model, manifest=manifest or "generic")
     with TranslationEngine.load(**overrides) as engine:
         policy = engine.policy_options("de", "en", **SETTINGS[setting])
         session = engine.create_session("de", "en", policy=policy)
@@ -111,7 +114,7 @@ def _counters(engine, session) -> dict:
             "rows": sum(v for k, v in counters.items() if k.endswith("logits_rows"))}
 
 
-def calibrate(data: Path, threads: int, manifest: str | None) -> dict:
+def calibrate(data: Path, threads: int, manifest: str | None, model: str | None = None) -> dict:
     """Runs in a child process: the cost of one llama_decode call on this machine, fitted as
     `call` (fixed, with its first logits row: the 262k × 640 output matmul) + `token` per token of
     the batch + `row` per further logits row, from medians of repeated calls on a 250-token cache."""
@@ -122,6 +125,8 @@ def calibrate(data: Path, threads: int, manifest: str | None) -> dict:
     overrides = {"n_threads": threads} if threads else {}
     if manifest:
         overrides["manifest"] = manifest
+    if model:
+        overrides.update(model_path=model, manifest=manifest or "generic")
     with TranslationEngine.load(**overrides) as engine:
         context, vocab = engine.model.new_context(), engine.model.vocab
         text = (data / "wmt15-deen-dev" / "de.txt").read_text(encoding="utf-8")
@@ -133,7 +138,8 @@ def calibrate(data: Path, threads: int, manifest: str | None) -> dict:
             times = []
             for _ in range(9):
                 sequence = cache + extra[:n_tokens]
-                context.logits_at(cache, [len(cache) - 1])  # back to the 250-token cache
+                context.reset()  # back to the 250-token cache (a context keeps what it evaluated)
+                context.logits_at(cache, [len(cache) - 1])
                 start = time.perf_counter()
                 context.logits_at(sequence, range(len(sequence) - n_rows, len(sequence)))
                 times.append(time.perf_counter() - start)
@@ -151,17 +157,18 @@ def main() -> None:
     parser.add_argument("--naive", action="store_true", help="also run the recompute-everything path")
     parser.add_argument("--threads", type=int, default=0, help="llama.cpp threads (0: default)")
     parser.add_argument("--manifest", default=None, help="a model manifest (default: the default model's)")
+    parser.add_argument("--model", default=None, help="a GGUF file, run through the generic manifest unless --manifest")
     parser.add_argument("--tree", action="append", default=[], type=Path,
                         help="also run each setting on this checkout (repeatable), in the same run")
     parser.add_argument("--child", nargs=2, metavar=("SETTING", "NAIVE"), help=argparse.SUPPRESS)
     parser.add_argument("--calibrate", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.calibrate:
-        print(json.dumps(calibrate(args.data, args.threads, args.manifest)))
+        print(json.dumps(calibrate(args.data, args.threads, args.manifest, args.model)))
         return
     if args.child:
         setting, naive = args.child
-        print(json.dumps(run_one(setting, args.data, args.limit, naive == "1", args.threads, args.manifest)))
+        print(json.dumps(run_one(setting, args.data, args.limit, naive == "1", args.threads, args.manifest, args.model)))
         return
 
     results = {}
@@ -173,6 +180,8 @@ def main() -> None:
                        "--threads", str(args.threads), "--child", setting, "1" if naive else "0"]
             if args.manifest:
                 command += ["--manifest", args.manifest]
+            if args.model:
+                command += ["--model", args.model]
             env = dict(os.environ, PYTHONPATH=str(tree)) if tree else None
             child = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
             label = setting + (" (naive)" if naive else "") + (f" [{tree.name}]" if tree else "")
@@ -182,9 +191,12 @@ def main() -> None:
     command = [sys.executable, __file__, "--data", str(args.data), "--threads", str(args.threads), "--calibrate"]
     if args.manifest:
         command += ["--manifest", args.manifest]
+    if args.model:
+        command += ["--model", args.model]
     cost = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1])
 
-    print(f"{args.limit} sentences of newstest2015 De→En, {args.manifest or 'default model'}, one process per row")
+    print(f"{args.limit} sentences of newstest2015 De→En, {args.model or args.manifest or 'default model'}, "
+          "one process per row")
     print(f"{'setting':<24} {'s/sent':>7} {'×offline':>9} {'cpu s/sent':>11} {'cpu ×off':>9} "
           f"{'calls/sent':>11} {'tokens/sent':>12} {'rows/sent':>10} {'host %':>7} {'host ms/row':>12} {'peak RSS MB':>12}")
     for label, r in results.items():
