@@ -4,7 +4,6 @@ bounded, and closing gives contexts back. A tiny F32 model keeps these checks fa
 from __future__ import annotations
 
 import random
-import threading
 
 import pytest
 
@@ -13,6 +12,7 @@ from lsg_edge.backends.llama import LlamaModel, LlamaOptions
 from lsg_edge.errors import EngineBusy
 from lsg_edge.manifest import load_manifest
 from tests.helpers.tiny_audio_llm import prefer_words
+from tests.helpers.threads import run_together
 from tests.helpers.tiny_models import make_hf_weights, tiny_spec, write_tiny_gguf
 
 LSG = PolicyOptions(name="lsg", delta=0.5, alpha=0.3, low_bound=1, top_bound=3, draft_tokens=6)
@@ -52,21 +52,7 @@ def test_four_threads_give_the_serial_outputs_twenty_times(tiny_gguf):
         serial = [translate(engine, texts) for texts in work]
         assert len(set(map(tuple, serial))) == 4
         for _ in range(20):
-            results: list = [None] * 4
-            barrier = threading.Barrier(4)
-
-            def run(k: int) -> None:
-                barrier.wait()
-                try:
-                    results[k] = translate(engine, work[k])
-                except BaseException as e:  # noqa: BLE001 - reported by the assertion
-                    results[k] = e
-
-            threads = [threading.Thread(target=run, args=(k,)) for k in range(4)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join(timeout=300)
+            results = run_together(lambda texts: translate(engine, texts), work, timeout_s=300)
             assert results == serial
 
 
