@@ -43,6 +43,7 @@ __all__ = [
     "LlamaOptions",
     "LlamaModel",
     "LlamaContext",
+    "LlamaSequence",
     "EmbeddingBlock",
     "EmbeddingRow",
     "default_threads",
@@ -269,9 +270,9 @@ class LlamaModel:
     def n_embd(self) -> int:
         return self._model.n_embd()
 
-    def new_context(self) -> "LlamaContext":
-        """A fresh scoring context (its own KV cache) over this model."""
-        context = LlamaContext(self, self._lib)
+    def new_context(self, n_sequences: int = 1) -> "LlamaContext":
+        """A fresh context (its own KV cache, holding `n_sequences` sequences) over this model."""
+        context = LlamaContext(self, self._lib, n_sequences)
         # Registered on the model's stack so that contexts close before the weights are freed.
         self._exit.callback(context.close)
         return context
@@ -312,18 +313,30 @@ class LlamaVocabulary:
 
 
 class LlamaContext:
-    """One llama.cpp context (one KV cache, one sequence) over a `LlamaModel`."""
+    """One llama.cpp context over a `LlamaModel`: one KV cache holding `n_sequences` token sequences.
 
-    def __init__(self, model: LlamaModel, llama_cpp) -> None:
+    With one sequence the context itself is the scoring context. A text session borrows one context
+    with two (`sequence(0)`, the full prefix; `sequence(1)`, the wait-1 baseline) in one unified KV
+    cache: the baseline's prompt head is copied from the full prefix's cells instead of evaluated
+    again, and its rows may ride along in the full prefix's next llama_decode (`LlamaSequence.prefetch`)
+    instead of costing a call of their own. Each sequence may hold up to `n_ctx_tokens` tokens.
+    """
+
+    def __init__(self, model: LlamaModel, llama_cpp, n_sequences: int = 1) -> None:
         from llama_cpp import _internals
 
+        if n_sequences < 1:
+            raise OptionsError(f"a context holds at least one sequence, got {n_sequences}")
         options = model.options
         self._lib = llama_cpp
         params = llama_cpp.llama_context_default_params()
-        params.n_ctx = options.n_ctx_tokens
+        params.n_ctx = options.n_ctx_tokens * n_sequences
         params.n_batch = options.n_batch_tokens
         params.n_ubatch = options.n_batch_tokens
-        params.n_seq_max = 1
+        params.n_seq_max = n_sequences
+        # One pool of cells for all sequences (each may use n_ctx positions): cells of a shared
+        # head are then held once, and copying them between sequences only tags them.
+        params.kv_unified = n_sequences > 1
         threads = options.n_threads or default_threads()
         params.n_threads = threads
         params.n_threads_batch = threads
@@ -338,7 +351,7 @@ class LlamaContext:
         try:
             self._context = _internals.LlamaContext(model=model._model, params=params, verbose=False)
         except ValueError as e:
-            raise ModelError(f"llama.cpp could not create a context of {options.n_ctx_tokens} tokens") from e
+            raise ModelError(f"llama.cpp could not create a context of {params.n_ctx} tokens") from e
         if model._lora is not None:
             scales = (ctypes.c_float * 1)(model.options.lora_scale)
             # The array holds the adapter pointers as returned by llama_adapter_lora_init.
@@ -352,104 +365,172 @@ class LlamaContext:
         self._batch = llama_cpp.llama_batch_init(self._n_batch, 0, 1)
         self._n_embd = model.n_embd
         self._embd_batch = None  # llama_batch_init(n_batch, n_embd, 1), made on first embedding input
-        self._tokens: list[int | EmbeddingRow] = []  # what the KV cache holds, in order
-        self._rows: dict[int, np.ndarray] = {}  # position → logits after tokens[: position + 1]
-        self.n_decode_calls = 0
-        self.n_tokens_evaluated = 0
-        self.n_logits_rows = 0  # output rows computed (each costs a vocabulary-sized matmul)
-        self.decode_seconds = 0.0  # wall time inside llama_decode (the rest of a request is host work)
+        self._sequences = [LlamaSequence(self, seq_id) for seq_id in range(n_sequences)]
         self._closed = False
 
-    def logits_at(self, tokens: Sequence[int | EmbeddingRow], positions: Sequence[int]) -> np.ndarray:
-        """See `base.ScoringContext.logits_at`; items may also be `EmbeddingRow`s (module docstring).
+    def sequence(self, index: int) -> "LlamaSequence":
+        """The scoring context of sequence `index`."""
+        return self._sequences[index]
 
-        The rows are read-only (views of what the context remembers)."""
-        tokens = list(tokens)
-        positions = list(positions)
-        if len(tokens) > self.n_ctx:
-            raise ContextOverflow(f"{len(tokens)} tokens do not fit a context of {self.n_ctx}")
-        if any(p < 0 or p >= len(tokens) for p in positions):
-            raise IndexError(f"positions {positions} outside a sequence of {len(tokens)} tokens")
-        if not positions:
-            return np.zeros((0, self.n_vocab), np.float32)
-        if not self._reuse:
-            self._forget(0)
-        # Row p needs tokens[: p + 1] only: nothing past the last wanted row is evaluated.
-        tokens = tokens[: max(positions) + 1]
-        keep = common_prefix_length(self._tokens, tokens)
-        missing = [p for p in positions if p >= keep or p not in self._rows]
-        if missing:
-            # Only a missing row cuts the cache back (to the first position that must be evaluated
-            # again); a request answered from memory leaves the cache as it is, longer or not.
-            self._forget(min(min(missing), keep))
-            self._evaluate(tokens, {p for p in positions if p >= len(self._tokens)})
-        if len(positions) == 1:
-            out = self._rows[positions[0]][None, :]
-        else:
-            out = np.stack([self._rows[p] for p in positions])
-        self._evict(keep_positions=set(positions))
-        return out
+    # --- sequence 0 as the context's own scoring context --------------------------------------------
+
+    def logits_at(self, tokens: Sequence[int | EmbeddingRow], positions: Sequence[int]) -> np.ndarray:
+        """`logits_at` of sequence 0 (see `LlamaSequence.logits_at`)."""
+        return self._sequences[0].logits_at(tokens, positions)
 
     def has_rows(self, tokens: Sequence[int | EmbeddingRow], positions: Sequence[int]) -> bool:
-        """Whether `logits_at(tokens, positions)` would be answered from memory, with no decode."""
-        return rows_remembered(self._tokens, self._rows, tokens, positions) if self._reuse else False
+        return self._sequences[0].has_rows(tokens, positions)
+
+    @property
+    def n_decode_calls(self) -> int:
+        return sum(s.n_decode_calls for s in self._sequences)
+
+    @property
+    def n_tokens_evaluated(self) -> int:
+        return sum(s.n_tokens_evaluated for s in self._sequences)
+
+    @property
+    def n_logits_rows(self) -> int:
+        return sum(s.n_logits_rows for s in self._sequences)
+
+    @property
+    def decode_seconds(self) -> float:
+        return sum(s.decode_seconds for s in self._sequences)
 
     def reset(self) -> None:
-        """Forget everything: the next request starts from an empty cache."""
-        self._forget(0)
+        """Forget everything: every sequence's next request starts from an empty cache."""
+        self._lib.llama_memory_clear(self._memory, True)
+        for sequence in self._sequences:
+            sequence._clear()
 
-    def _forget(self, start: int) -> None:
-        """Drop the cache from position `start` on."""
-        if start < len(self._tokens):
-            memory = self._lib.llama_get_memory(self._context.ctx)
-            if start == 0 or not self._lib.llama_memory_seq_rm(memory, 0, start, -1):
-                # Partial removal refused (e.g. a sliding-window cache): start over.
-                self._lib.llama_memory_clear(memory, True)
-                start = 0
-            del self._tokens[start:]
-        self._rows = {p: r for p, r in self._rows.items() if p < start}
+    # --- the work behind the sequences ---------------------------------------------------------------
 
-    def _evaluate(self, tokens: list[int | EmbeddingRow], want: set[int]) -> None:
-        """Evaluate what of `tokens` the cache does not hold yet (it holds a prefix of them, maybe
-        shorter than asked if `_forget` had to clear more); keep logits at positions `want`."""
-        start = len(self._tokens)
-        for chunk_start, chunk in _chunks(tokens, start, self._n_batch):
-            # A llama_batch carries either token ids or vectors, so each chunk is of one kind.
-            if isinstance(chunk[0], EmbeddingRow):
-                batch = self._embedding_batch(chunk)
-            else:
-                batch = self._batch
-                for i, token in enumerate(chunk):
-                    batch.token[i] = token
-            batch.n_tokens = len(chunk)
-            flagged = []
-            for i in range(len(chunk)):
-                position = chunk_start + i
+    @property
+    def _memory(self):
+        return self._lib.llama_get_memory(self._context.ctx)
+
+    def _remove(self, sequence: "LlamaSequence", start: int) -> int:
+        """Drop `sequence`'s cells from position `start` on; returns where it now ends."""
+        memory = self._memory
+        if start > 0 and self._lib.llama_memory_seq_rm(memory, sequence.seq_id, start, -1):
+            return start
+        # Partial removal refused (e.g. a sliding-window cache): that sequence starts over.
+        if len(self._sequences) == 1 or not self._lib.llama_memory_seq_rm(memory, sequence.seq_id, 0, -1):
+            self.reset()
+        return 0
+
+    def _donor(self, sequence: "LlamaSequence", tokens: list, want: set[int],
+               start: int | None = None) -> tuple["LlamaSequence | None", int]:
+        """The other sequence whose cells hold the longest common prefix of `tokens` beyond the
+        first `start` (default: what `sequence` holds), and how far `sequence` may take from it: up
+        to the first wanted row the donor does not remember (row p depends on tokens[: p + 1] only,
+        so the donor's rows are valid for `sequence`)."""
+        start = len(sequence._tokens) if start is None else start
+        best, donor = start, None
+        for other in self._sequences:
+            if other is not sequence:
+                n = common_prefix_length(other._tokens, tokens)
+                if n > best:
+                    best, donor = n, other
+        if donor is not None:
+            best = min([best, *(p for p in want if start <= p < best and p not in donor._rows)])
+        return donor, best
+
+    def _share_head(self, sequence: "LlamaSequence", tokens: list, want: set[int]) -> None:
+        """Copy into `sequence` the cells (and rows) another sequence holds for a longer common
+        prefix of `tokens`: no evaluation, the same values."""
+        donor, end = self._donor(sequence, tokens, want)
+        start = len(sequence._tokens)
+        if donor is None or end <= start:
+            return
+        self._lib.llama_memory_seq_cp(self._memory, donor.seq_id, sequence.seq_id, start, end)
+        sequence._tokens.extend(tokens[start:end])
+        sequence._rows.update({p: row for p, row in donor._rows.items() if start <= p < end})
+        sequence.n_tokens_shared += end - start
+
+    def _rider(self, carrier: "LlamaSequence", room: int) -> "_Part | None":
+        """The prefetch of another sequence, if what it must evaluate fits in `room` tokens of
+        `carrier`'s next call; that sequence's cache is then made ready for it."""
+        for other in self._sequences:
+            if other is carrier or other._pending is None:
+                continue
+            tokens, positions = other._pending
+            other._pending = None
+            keep = common_prefix_length(other._tokens, tokens)
+            missing = [p for p in positions if p >= keep or p not in other._rows]
+            if not missing or any(isinstance(t, EmbeddingRow) for t in tokens):
+                continue
+            start = min(min(missing), keep)
+            _, shared = self._donor(other, tokens, set(positions), start)  # cells it can copy
+            if not 0 < len(tokens) - max(start, shared) <= room:
+                continue
+            other._forget(start)
+            self._share_head(other, tokens, set(positions))
+            first = len(other._tokens)
+            return _Part(other, first, tokens[first:], {p for p in positions if p >= first})
+        return None
+
+    def _evaluate(self, sequence: "LlamaSequence", tokens: list, want: set[int]) -> None:
+        """Evaluate what of `tokens` `sequence`'s cache does not hold yet (it holds a prefix of them);
+        keep logits at positions `want`. Another sequence's prefetch rides along in the last call
+        when it fits in the batch."""
+        self._share_head(sequence, tokens, want)
+        start = len(sequence._tokens)
+        if start >= len(tokens):
+            return
+        calls = [[_Part(sequence, offset, chunk, want)] for offset, chunk in _chunks(tokens, start, self._n_batch)]
+        last = calls[-1][0]
+        if len(self._sequences) > 1 and not isinstance(last.items[0], EmbeddingRow):
+            rider = self._rider(sequence, self._n_batch - len(last.items))
+            if rider is not None:
+                calls[-1].append(rider)
+        for parts in calls:
+            self._decode(parts)
+
+    def _decode(self, parts: list["_Part"]) -> None:
+        """One llama_decode over `parts` (all token ids, or one run of embedding rows); the first
+        part's sequence makes the call."""
+        carrier = parts[0].sequence
+        if isinstance(parts[0].items[0], EmbeddingRow):
+            batch = self._embedding_batch(parts[0].items)
+        else:
+            batch = self._batch
+            for i, token in enumerate(t for part in parts for t in part.items):
+                batch.token[i] = token
+        flagged: list[tuple[LlamaSequence, int]] = []
+        i = 0
+        for part in parts:
+            for k in range(len(part.items)):
+                position = part.first + k
                 batch.pos[i] = position
                 batch.n_seq_id[i] = 1
-                batch.seq_id[i][0] = 0
-                is_wanted = position in want
-                batch.logits[i] = is_wanted
-                if is_wanted:
-                    flagged.append(position)
-            started = time.perf_counter()
-            code = self._lib.llama_decode(self._context.ctx, batch)
-            self.decode_seconds += time.perf_counter() - started
-            if code != 0:
-                self._forget(0)
-                raise decode_error(code, len(chunk), self.n_ctx)
-            self.n_decode_calls += 1
-            self.n_tokens_evaluated += len(chunk)
-            self.n_logits_rows += len(flagged)
-            self._tokens.extend(chunk)
-            if flagged:
-                # llama.cpp keeps the output rows of one call contiguous, in batch order, until the
-                # next call: one copy of the block, then each remembered row is a view into it.
-                pointer = self._lib.llama_get_logits(self._context.ctx)
-                block = np.ctypeslib.as_array(pointer, shape=(len(flagged), self.n_vocab)).copy()
-                block.setflags(write=False)
-                for k, position in enumerate(flagged):
-                    self._rows[position] = block[k]
+                batch.seq_id[i][0] = part.sequence.seq_id
+                batch.logits[i] = position in part.want
+                if position in part.want:
+                    flagged.append((part.sequence, position))
+                i += 1
+        batch.n_tokens = i
+        started = time.perf_counter()
+        code = self._lib.llama_decode(self._context.ctx, batch)
+        carrier.decode_seconds += time.perf_counter() - started
+        if code != 0:
+            for part in parts:
+                part.sequence._forget(0)
+            raise decode_error(code, i, self.n_ctx)
+        carrier.n_decode_calls += 1
+        for part in parts:
+            part.sequence.n_tokens_evaluated += len(part.items)
+            part.sequence._tokens.extend(part.items)
+            part.sequence.n_rides += part.sequence is not carrier
+        if flagged:
+            # llama.cpp keeps the output rows of one call contiguous, in batch order, until the
+            # next call: one copy of the block, then each remembered row is a view into it.
+            pointer = self._lib.llama_get_logits(self._context.ctx)
+            block = np.ctypeslib.as_array(pointer, shape=(len(flagged), self.n_vocab)).copy()
+            block.setflags(write=False)
+            for k, (owner, position) in enumerate(flagged):
+                owner.n_logits_rows += 1
+                owner._rows[position] = block[k]
 
     def _embedding_batch(self, rows: list[EmbeddingRow]):
         """The embedding batch, filled with the vectors of `rows`."""
@@ -461,12 +542,6 @@ class LlamaContext:
         ctypes.memmove(self._embd_batch.embd, vectors.ctypes.data, vectors.nbytes)
         return self._embd_batch
 
-    def _evict(self, keep_positions: set[int]) -> None:
-        if len(self._rows) > _MAX_REMEMBERED_ROWS:
-            extra = sorted(p for p in self._rows if p not in keep_positions)
-            for p in extra[: len(self._rows) - _MAX_REMEMBERED_ROWS]:
-                del self._rows[p]
-
     def close(self) -> None:
         if self._closed:
             return
@@ -475,6 +550,103 @@ class LlamaContext:
         if self._embd_batch is not None:
             self._lib.llama_batch_free(self._embd_batch)
         self._context.close()
+
+
+@dataclass
+class _Part:
+    """One sequence's share of a llama_decode call: items from position `first`, rows at `want`."""
+
+    sequence: "LlamaSequence"
+    first: int
+    items: list
+    want: set[int]
+
+
+class LlamaSequence:
+    """One token sequence of a `LlamaContext` (see `base.ScoringContext`).
+
+    It remembers the token list its cells hold: a request keeps the longest common prefix with that
+    list, removes the rest and evaluates only the new suffix; logits rows already computed for kept
+    positions are served from memory. With `reuse_cache=False` every request starts from an empty
+    sequence — the straightforward path that the equivalence tests compare against.
+    """
+
+    def __init__(self, context: LlamaContext, seq_id: int) -> None:
+        self._context = context
+        self.seq_id = seq_id
+        self.n_ctx = context.n_ctx
+        self.n_vocab = context.n_vocab
+        self._tokens: list[int | EmbeddingRow] = []  # what the cache holds for this sequence, in order
+        self._rows: dict[int, np.ndarray] = {}  # position → logits after tokens[: position + 1]
+        self._pending: tuple[list, list[int]] | None = None  # a prefetch not yet evaluated
+        self.n_decode_calls = 0  # llama_decode calls this sequence's requests made
+        self.n_tokens_evaluated = 0  # its tokens evaluated (in its own calls or riding along another's)
+        self.n_logits_rows = 0  # its output rows computed (each costs a vocabulary-sized matmul)
+        self.decode_seconds = 0.0  # wall time inside the llama_decode calls it made
+        self.n_tokens_shared = 0  # tokens copied from another sequence's cells instead of evaluated
+        self.n_rides = 0  # llama_decode calls of another sequence its prefetched tokens rode along
+
+    def logits_at(self, tokens: Sequence[int | EmbeddingRow], positions: Sequence[int]) -> np.ndarray:
+        """See `base.ScoringContext.logits_at`; items may also be `EmbeddingRow`s (module docstring).
+
+        The rows are read-only (views of what the context remembers)."""
+        tokens = list(tokens)
+        positions = list(positions)
+        if len(tokens) > self.n_ctx:
+            raise ContextOverflow(f"{len(tokens)} tokens do not fit a context of {self.n_ctx}")
+        if any(p < 0 or p >= len(tokens) for p in positions):
+            raise IndexError(f"positions {positions} outside a sequence of {len(tokens)} tokens")
+        self._pending = None  # asked for real: the hint is spent either way
+        if not positions:
+            return np.zeros((0, self.n_vocab), np.float32)
+        if not self._context._reuse:
+            self._forget(0)
+        # Row p needs tokens[: p + 1] only: nothing past the last wanted row is evaluated.
+        tokens = tokens[: max(positions) + 1]
+        keep = common_prefix_length(self._tokens, tokens)
+        missing = [p for p in positions if p >= keep or p not in self._rows]
+        if missing:
+            # Only a missing row cuts the cache back (to the first position that must be evaluated
+            # again); a request answered from memory leaves the cache as it is, longer or not.
+            self._forget(min(min(missing), keep))
+            self._context._evaluate(self, tokens, {p for p in positions if p >= len(self._tokens)})
+        if len(positions) == 1:
+            out = self._rows[positions[0]][None, :]
+        else:
+            out = np.stack([self._rows[p] for p in positions])
+        self._evict(keep_positions=set(positions))
+        return out
+
+    def has_rows(self, tokens: Sequence[int | EmbeddingRow], positions: Sequence[int]) -> bool:
+        """Whether `logits_at(tokens, positions)` would be answered from memory, with no decode."""
+        return rows_remembered(self._tokens, self._rows, tokens, positions) if self._context._reuse else False
+
+    def prefetch(self, tokens: Sequence[int], positions: Sequence[int]) -> None:
+        """A hint: `logits_at(tokens, positions)` will probably be asked soon. If another sequence of
+        the context makes a llama_decode call first, these tokens ride along in it (one call fewer);
+        the hint is dropped at this sequence's next request. Nothing is evaluated for it otherwise."""
+        positions = list(positions)
+        if len(self._context._sequences) < 2 or not self._context._reuse or not positions:
+            return
+        tokens = list(tokens[: max(positions) + 1])
+        if len(tokens) <= self.n_ctx and not self.has_rows(tokens, positions):
+            self._pending = (tokens, positions)
+
+    def _forget(self, start: int) -> None:
+        """Drop the cache from position `start` on."""
+        if start < len(self._tokens):
+            start = self._context._remove(self, start)
+            del self._tokens[start:]
+        self._rows = {p: r for p, r in self._rows.items() if p < start}
+
+    def _clear(self) -> None:
+        self._tokens, self._rows, self._pending = [], {}, None
+
+    def _evict(self, keep_positions: set[int]) -> None:
+        if len(self._rows) > _MAX_REMEMBERED_ROWS:
+            extra = sorted(p for p in self._rows if p not in keep_positions)
+            for p in extra[: len(self._rows) - _MAX_REMEMBERED_ROWS]:
+                del self._rows[p]
 
 
 def decode_error(code: int, n_tokens: int, n_ctx: int) -> ModelError:

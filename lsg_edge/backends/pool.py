@@ -21,9 +21,10 @@ from ..errors import EngineBusy
 
 __all__ = ["ContextPool", "PoolStats", "DEFAULT_MAX_CONTEXTS"]
 
-# Two per translation session (full prefix and wait-1 baseline), so four LSG streams at once: more
-# than two CPU cores can keep live, and ~40 MB of KV cache each for the default model at 2,048 tokens.
-DEFAULT_MAX_CONTEXTS = 8
+# One per translation session (its full prefix and wait-1 baseline are two sequences of one KV
+# cache), so four streams at once: more than two CPU cores can keep live, and ~80 MB of KV cache each
+# for the default model at 2,048 tokens a sequence.
+DEFAULT_MAX_CONTEXTS = 4
 
 C = TypeVar("C")
 

@@ -1,4 +1,4 @@
-"""The translation engine: one loaded model and its two contexts, shared by sessions."""
+"""The translation engine: one loaded model and a pool of contexts that its sessions borrow."""
 
 from __future__ import annotations
 
@@ -31,18 +31,19 @@ class TranslationEngine:
                 for commit in session.finish():
                     print(commit.separator + commit.text)
 
-    Each session owns its contexts — the full prefix and, for LSG, the wait-1 baseline — from its
-    creation (the baseline from its first use) until `close()`; a context is reset when it is
-    lent out, so a session's output never depends on other sessions. Sessions may run on different
-    threads at once (one thread per session). The pool holds `max_contexts` contexts (default
-    `DEFAULT_MAX_CONTEXTS`: four LSG sessions); creating a session beyond that raises `EngineBusy`.
+    Each session owns one context from its creation until `close()`: one KV cache holding two
+    sequences, the full prefix and the wait-1 baseline (LSG's; other policies leave it empty). A
+    context is reset when it is lent out, so a session's output never depends on other sessions.
+    Sessions may run on different threads at once (one thread per session). The pool holds
+    `max_contexts` contexts (default `DEFAULT_MAX_CONTEXTS`: four sessions); creating a session
+    beyond that raises `EngineBusy`.
     """
 
     def __init__(self, model: LlamaModel, manifest: ModelManifest, max_contexts: int = DEFAULT_MAX_CONTEXTS) -> None:
         self.model = model
         self.manifest = manifest
-        self.pool: ContextPool[LlamaContext] = ContextPool(model.new_context, LlamaContext.reset, max_contexts,
-                                                           what="llama.cpp context")
+        self.pool: ContextPool[LlamaContext] = ContextPool(lambda: model.new_context(n_sequences=2), LlamaContext.reset,
+                                                           max_contexts, what="llama.cpp context")
 
     @classmethod
     def load(
@@ -54,7 +55,7 @@ class TranslationEngine:
     ) -> "TranslationEngine":
         """Load a model by manifest (name, TOML path or object), optionally with another GGUF.
 
-        `max_contexts` bounds the context pool (two per LSG session); `llama_overrides` are fields
+        `max_contexts` bounds the context pool (one per session); `llama_overrides` are fields
         of `LlamaOptions` (n_threads, n_gpu_layers, n_ctx_tokens, ...).
         """
         if not isinstance(manifest, ModelManifest):

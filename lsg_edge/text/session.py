@@ -108,12 +108,13 @@ class TranslationSession:
         n_ctx_tokens: int,
     ) -> None:
         check_session_limits(prompt, policy, n_ctx_tokens, options.max_source_words, options.max_prefix_fraction)
-        self._pool = pool
-        self._full: ScoringContext = pool.acquire()
-        # The contexts go back to the pool at close(), or when the session is garbage-collected.
-        self._releases = [weakref.finalize(self, pool.release, self._full)]
-        self._counted_from = {"full": _work_of(self._full)}  # a pooled context's counters run on
-        self._baseline_context: ScoringContext | None = None
+        # One pooled context, two sequences: the full prefix and the wait-1 baseline. It goes back to
+        # the pool at close(), or when the session is garbage-collected.
+        unit = pool.acquire()
+        self._release = weakref.finalize(self, pool.release, unit)
+        self._full: ScoringContext = unit.sequence(0)
+        self._baseline: ScoringContext = unit.sequence(1)
+        self._counted_from = {"full": _work_of(self._full), "baseline": _work_of(self._baseline)}  # pooled: they run on
         self._closed = False
         self.write_log: list[WriteRecord] = []  # every write of the stream, with its cause
         self._vocab = vocab
@@ -214,30 +215,20 @@ class TranslationSession:
         (idempotent). A closed session takes no more input."""
         self.reset()
         self._closed = True
-        for release in self._releases:
-            release()
+        self._release()
 
     def _check_open(self) -> None:
         if self._closed:
             raise LsgEdgeError("this translation session is closed")
 
     @property
-    def _baseline(self) -> ScoringContext:
-        """The wait-1 context, borrowed on first use: wait-k, LA-2 and offline never need one."""
-        if self._baseline_context is None:
-            self._baseline_context = self._pool.acquire()
-            self._releases.append(weakref.finalize(self, self._pool.release, self._baseline_context))
-            self._counted_from["baseline"] = _work_of(self._baseline_context)
-        return self._baseline_context
-
-    @property
     def counters(self) -> dict[str, float]:
         """This session's llama_decode calls, tokens, logits rows and seconds in llama_decode, per
-        context ("full_*", "baseline_*")."""
+        sequence ("full_*", "baseline_*"). A call that baseline rows rode along (`_View.draft`)
+        counts as the full prefix's; the tokens and rows count where they belong."""
         out: dict[str, float] = {}
-        for name, context in (("full", self._full), ("baseline", self._baseline_context)):
-            now = _work_of(context) if context is not None else (0, 0, 0, 0.0)
-            start = self._counted_from.get(name, (0, 0, 0, 0.0))
+        for name, context in (("full", self._full), ("baseline", self._baseline)):
+            now, start = _work_of(context), self._counted_from[name]
             for key, a, b in zip(("decode_calls", "tokens", "logits_rows", "decode_seconds"), now, start):
                 out[f"{name}_{key}"] = a - b
         return out
@@ -437,6 +428,8 @@ class _View:
         if room <= 0:
             self.last_draft = Draft()
             return self.last_draft
+        if session._policy.reads_baseline:
+            self._prefetch_baseline()
         draft = greedy_draft(
             session._full,
             self.full_prefix,
@@ -451,6 +444,19 @@ class _View:
             draft = draft.cut(keep)
         self.last_draft = draft
         return self.last_draft
+
+    def _prefetch_baseline(self) -> None:
+        """Offer the baseline rows the write test will likely ask for — those of the guessed tokens
+        (the first row alone without a guess) — to ride along the draft's next llama_decode. After a
+        write the baseline prefix is new, and the first decision on it needs its rows unless every
+        allowed token passes on confidence."""
+        session = self._session
+        prefetch = getattr(session._baseline, "prefetch", None)
+        prefix = session._baseline_prefix()
+        if prefetch is None or prefix == self.full_prefix:
+            return
+        n_rows = max(len(self._guess), 1)
+        prefetch(prefix + self._guess[: n_rows - 1], [len(prefix) - 1 + k for k in range(n_rows)])
 
     def baseline_logits(self, tokens: list[int], positions: list[int]) -> np.ndarray | None:
         session = self._session

@@ -67,10 +67,13 @@ class ToyPrompt:
         return token in (EOS, NEWLINE)
 
 
-def toy_pool(*contexts):
-    """A context pool that lends `contexts` in order (a session borrows its full-prefix context
-    first, its baseline's second), with nothing to reset."""
+def toy_pool(full, baseline):
+    """A pool of one unit that lends `full` as sequence 0 and `baseline` as sequence 1 (what a
+    session borrows), with nothing to reset."""
     from lsg_edge.backends.pool import ContextPool
 
-    queue = iter(contexts)
-    return ContextPool(lambda: next(queue), reset=lambda context: None, max_contexts=len(contexts))
+    class Unit:
+        def sequence(self, index: int):
+            return (full, baseline)[index]
+
+    return ContextPool(Unit, reset=lambda unit: None, max_contexts=1)
