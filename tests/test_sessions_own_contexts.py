@@ -25,7 +25,7 @@ def tiny_gguf(tmp_path_factory):
     return write_tiny_gguf(spec, prefer_words(make_hf_weights(spec, seed=3)), path)
 
 
-def tiny_engine(path, max_contexts: int = 8) -> TranslationEngine:
+def tiny_engine(path, max_contexts: int = 4) -> TranslationEngine:
     options = LlamaOptions(model_path=path, n_ctx_tokens=1024, n_threads=1)
     return TranslationEngine(LlamaModel(options), load_manifest("generic"), max_contexts=max_contexts)
 
@@ -58,27 +58,28 @@ def test_four_threads_give_the_serial_outputs_twenty_times(tiny_gguf):
 
 def test_an_earlier_session_does_not_change_a_later_one(tiny_gguf):
     texts = sentences(7, 2)
-    with tiny_engine(tiny_gguf, max_contexts=2) as engine:
+    with tiny_engine(tiny_gguf, max_contexts=1) as engine:
         fresh = translate(engine, texts)
         translate(engine, sentences(8, 3))  # leaves other prefixes in the pooled contexts
         assert translate(engine, texts) == fresh
 
 
 def test_the_pool_is_bounded_and_closing_gives_contexts_back(tiny_gguf):
-    with tiny_engine(tiny_gguf, max_contexts=3) as engine:
+    with tiny_engine(tiny_gguf, max_contexts=2) as engine:
         first = engine.create_session("de", "en", policy=LSG)
         for word in "a b c d e".split():
-            first.push(word)  # LSG borrows its baseline context on first use
-        assert engine.pool.stats.in_use == 2
+            first.push(word)  # full prefix and baseline: two sequences of the one context
+        assert engine.pool.stats.in_use == 1
+        assert first.counters["full_decode_calls"] > 0 and first.counters["baseline_decode_calls"] > 0
         second = engine.create_session("de", "en", policy=PolicyOptions(name="wait-k", k=2))
-        assert engine.pool.stats.in_use == 3
-        with pytest.raises(EngineBusy, match="all 3"):
+        assert engine.pool.stats.in_use == 2
+        with pytest.raises(EngineBusy, match="all 2"):
             engine.create_session("de", "en")
         first.close()
         first.close()  # idempotent
-        assert engine.pool.stats.in_use == 1 and engine.pool.stats.idle == 2
+        assert engine.pool.stats.in_use == 1 and engine.pool.stats.idle == 1
         third = engine.create_session("de", "en")
-        assert engine.pool.stats.created == 3
+        assert engine.pool.stats.created == 2
         with pytest.raises(Exception, match="closed"):
             first.push("f")
         second.close()
@@ -87,7 +88,7 @@ def test_the_pool_is_bounded_and_closing_gives_contexts_back(tiny_gguf):
 
 
 def test_a_dropped_session_gives_its_contexts_back(tiny_gguf):
-    with tiny_engine(tiny_gguf, max_contexts=2) as engine:
+    with tiny_engine(tiny_gguf, max_contexts=1) as engine:
         for _ in range(5):
             translate_without_close = engine.create_session("de", "en", policy=LSG)
             for word in "a b c".split():

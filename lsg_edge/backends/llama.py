@@ -318,8 +318,7 @@ class LlamaContext:
     With one sequence the context itself is the scoring context. A text session borrows one context
     with two (`sequence(0)`, the full prefix; `sequence(1)`, the wait-1 baseline) in one unified KV
     cache: the baseline's prompt head is copied from the full prefix's cells instead of evaluated
-    again, and its rows may ride along in the full prefix's next llama_decode (`LlamaSequence.prefetch`)
-    instead of costing a call of their own. Each sequence may hold up to `n_ctx_tokens` tokens.
+    again. Each sequence may hold up to `n_ctx_tokens` tokens.
     """
 
     def __init__(self, model: LlamaModel, llama_cpp, n_sequences: int = 1) -> None:
@@ -439,6 +438,8 @@ class LlamaContext:
     def _share_head(self, sequence: "LlamaSequence", tokens: list, want: set[int]) -> None:
         """Copy into `sequence` the cells (and rows) another sequence holds for a longer common
         prefix of `tokens`: no evaluation, the same values."""
+        if not self._reuse:
+            return  # the recompute-everything path starts each request from nothing
         donor, end = self._donor(sequence, tokens, want)
         start = len(sequence._tokens)
         if donor is None or end <= start:
@@ -448,89 +449,49 @@ class LlamaContext:
         sequence._rows.update({p: row for p, row in donor._rows.items() if start <= p < end})
         sequence.n_tokens_shared += end - start
 
-    def _rider(self, carrier: "LlamaSequence", room: int) -> "_Part | None":
-        """The prefetch of another sequence, if what it must evaluate fits in `room` tokens of
-        `carrier`'s next call; that sequence's cache is then made ready for it."""
-        for other in self._sequences:
-            if other is carrier or other._pending is None:
-                continue
-            tokens, positions = other._pending
-            other._pending = None
-            keep = common_prefix_length(other._tokens, tokens)
-            missing = [p for p in positions if p >= keep or p not in other._rows]
-            if not missing or any(isinstance(t, EmbeddingRow) for t in tokens):
-                continue
-            start = min(min(missing), keep)
-            _, shared = self._donor(other, tokens, set(positions), start)  # cells it can copy
-            if not 0 < len(tokens) - max(start, shared) <= room:
-                continue
-            other._forget(start)
-            self._share_head(other, tokens, set(positions))
-            first = len(other._tokens)
-            return _Part(other, first, tokens[first:], {p for p in positions if p >= first})
-        return None
-
     def _evaluate(self, sequence: "LlamaSequence", tokens: list, want: set[int]) -> None:
-        """Evaluate what of `tokens` `sequence`'s cache does not hold yet (it holds a prefix of them);
-        keep logits at positions `want`. Another sequence's prefetch rides along in the last call
-        when it fits in the batch."""
+        """Evaluate what of `tokens` `sequence`'s cache does not hold yet (it holds a prefix of them,
+        and takes what it can of the rest from another sequence's cells); keep logits at `want`."""
         self._share_head(sequence, tokens, want)
-        start = len(sequence._tokens)
-        if start >= len(tokens):
-            return
-        calls = [[_Part(sequence, offset, chunk, want)] for offset, chunk in _chunks(tokens, start, self._n_batch)]
-        last = calls[-1][0]
-        if len(self._sequences) > 1 and not isinstance(last.items[0], EmbeddingRow):
-            rider = self._rider(sequence, self._n_batch - len(last.items))
-            if rider is not None:
-                calls[-1].append(rider)
-        for parts in calls:
-            self._decode(parts)
+        for offset, chunk in _chunks(tokens, len(sequence._tokens), self._n_batch):
+            self._decode(sequence, offset, chunk, want)
 
-    def _decode(self, parts: list["_Part"]) -> None:
-        """One llama_decode over `parts` (all token ids, or one run of embedding rows); the first
-        part's sequence makes the call."""
-        carrier = parts[0].sequence
-        if isinstance(parts[0].items[0], EmbeddingRow):
-            batch = self._embedding_batch(parts[0].items)
+    def _decode(self, sequence: "LlamaSequence", first: int, items: list, want: set[int]) -> None:
+        """One llama_decode of `items` (all token ids or all embedding rows) at positions from `first`."""
+        if isinstance(items[0], EmbeddingRow):
+            batch = self._embedding_batch(items)
         else:
             batch = self._batch
-            for i, token in enumerate(t for part in parts for t in part.items):
+            for i, token in enumerate(items):
                 batch.token[i] = token
-        flagged: list[tuple[LlamaSequence, int]] = []
-        i = 0
-        for part in parts:
-            for k in range(len(part.items)):
-                position = part.first + k
-                batch.pos[i] = position
-                batch.n_seq_id[i] = 1
-                batch.seq_id[i][0] = part.sequence.seq_id
-                batch.logits[i] = position in part.want
-                if position in part.want:
-                    flagged.append((part.sequence, position))
-                i += 1
-        batch.n_tokens = i
+        batch.n_tokens = len(items)
+        flagged = []
+        for i in range(len(items)):
+            position = first + i
+            batch.pos[i] = position
+            batch.n_seq_id[i] = 1
+            batch.seq_id[i][0] = sequence.seq_id
+            batch.logits[i] = position in want
+            if position in want:
+                flagged.append(position)
         started = time.perf_counter()
         code = self._lib.llama_decode(self._context.ctx, batch)
-        carrier.decode_seconds += time.perf_counter() - started
+        sequence.decode_seconds += time.perf_counter() - started
         if code != 0:
-            for part in parts:
-                part.sequence._forget(0)
-            raise decode_error(code, i, self.n_ctx)
-        carrier.n_decode_calls += 1
-        for part in parts:
-            part.sequence.n_tokens_evaluated += len(part.items)
-            part.sequence._tokens.extend(part.items)
-            part.sequence.n_rides += part.sequence is not carrier
+            sequence._forget(0)
+            raise decode_error(code, len(items), self.n_ctx)
+        sequence.n_decode_calls += 1
+        sequence.n_tokens_evaluated += len(items)
+        sequence.n_logits_rows += len(flagged)
+        sequence._tokens.extend(items)
         if flagged:
             # llama.cpp keeps the output rows of one call contiguous, in batch order, until the
             # next call: one copy of the block, then each remembered row is a view into it.
             pointer = self._lib.llama_get_logits(self._context.ctx)
             block = np.ctypeslib.as_array(pointer, shape=(len(flagged), self.n_vocab)).copy()
             block.setflags(write=False)
-            for k, (owner, position) in enumerate(flagged):
-                owner.n_logits_rows += 1
-                owner._rows[position] = block[k]
+            for k, position in enumerate(flagged):
+                sequence._rows[position] = block[k]
 
     def _embedding_batch(self, rows: list[EmbeddingRow]):
         """The embedding batch, filled with the vectors of `rows`."""
@@ -552,16 +513,6 @@ class LlamaContext:
         self._context.close()
 
 
-@dataclass
-class _Part:
-    """One sequence's share of a llama_decode call: items from position `first`, rows at `want`."""
-
-    sequence: "LlamaSequence"
-    first: int
-    items: list
-    want: set[int]
-
-
 class LlamaSequence:
     """One token sequence of a `LlamaContext` (see `base.ScoringContext`).
 
@@ -574,17 +525,19 @@ class LlamaSequence:
     def __init__(self, context: LlamaContext, seq_id: int) -> None:
         self._context = context
         self.seq_id = seq_id
-        self.n_ctx = context.n_ctx
         self.n_vocab = context.n_vocab
         self._tokens: list[int | EmbeddingRow] = []  # what the cache holds for this sequence, in order
         self._rows: dict[int, np.ndarray] = {}  # position → logits after tokens[: position + 1]
-        self._pending: tuple[list, list[int]] | None = None  # a prefetch not yet evaluated
         self.n_decode_calls = 0  # llama_decode calls this sequence's requests made
-        self.n_tokens_evaluated = 0  # its tokens evaluated (in its own calls or riding along another's)
+        self.n_tokens_evaluated = 0  # its tokens evaluated
         self.n_logits_rows = 0  # its output rows computed (each costs a vocabulary-sized matmul)
         self.decode_seconds = 0.0  # wall time inside the llama_decode calls it made
         self.n_tokens_shared = 0  # tokens copied from another sequence's cells instead of evaluated
-        self.n_rides = 0  # llama_decode calls of another sequence its prefetched tokens rode along
+
+    @property
+    def n_ctx(self) -> int:
+        """Most tokens this sequence may hold."""
+        return self._context.n_ctx
 
     def logits_at(self, tokens: Sequence[int | EmbeddingRow], positions: Sequence[int]) -> np.ndarray:
         """See `base.ScoringContext.logits_at`; items may also be `EmbeddingRow`s (module docstring).
@@ -596,7 +549,6 @@ class LlamaSequence:
             raise ContextOverflow(f"{len(tokens)} tokens do not fit a context of {self.n_ctx}")
         if any(p < 0 or p >= len(tokens) for p in positions):
             raise IndexError(f"positions {positions} outside a sequence of {len(tokens)} tokens")
-        self._pending = None  # asked for real: the hint is spent either way
         if not positions:
             return np.zeros((0, self.n_vocab), np.float32)
         if not self._context._reuse:
@@ -621,17 +573,6 @@ class LlamaSequence:
         """Whether `logits_at(tokens, positions)` would be answered from memory, with no decode."""
         return rows_remembered(self._tokens, self._rows, tokens, positions) if self._context._reuse else False
 
-    def prefetch(self, tokens: Sequence[int], positions: Sequence[int]) -> None:
-        """A hint: `logits_at(tokens, positions)` will probably be asked soon. If another sequence of
-        the context makes a llama_decode call first, these tokens ride along in it (one call fewer);
-        the hint is dropped at this sequence's next request. Nothing is evaluated for it otherwise."""
-        positions = list(positions)
-        if len(self._context._sequences) < 2 or not self._context._reuse or not positions:
-            return
-        tokens = list(tokens[: max(positions) + 1])
-        if len(tokens) <= self.n_ctx and not self.has_rows(tokens, positions):
-            self._pending = (tokens, positions)
-
     def _forget(self, start: int) -> None:
         """Drop the cache from position `start` on."""
         if start < len(self._tokens):
@@ -640,7 +581,7 @@ class LlamaSequence:
         self._rows = {p: r for p, r in self._rows.items() if p < start}
 
     def _clear(self) -> None:
-        self._tokens, self._rows, self._pending = [], {}, None
+        self._tokens, self._rows = [], {}
 
     def _evict(self, keep_positions: set[int]) -> None:
         if len(self._rows) > _MAX_REMEMBERED_ROWS:

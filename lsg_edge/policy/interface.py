@@ -94,10 +94,6 @@ class DecisionView(Protocol):
 class Policy(abc.ABC):
     """Decides, while the source is incomplete, whether to read or to write part of a draft."""
 
-    # Whether `decide` may ask the view for baseline rows. A view may then prepare them ahead with
-    # work it does anyway (a text session's ride along the full prefix's next llama_decode).
-    reads_baseline: bool = False
-
     @abc.abstractmethod
     def decide(self, view: DecisionView) -> Decision: ...
 

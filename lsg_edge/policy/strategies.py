@@ -40,7 +40,6 @@ class LsgPolicy(Policy):
 
     def __init__(self, options: PolicyOptions) -> None:
         self.options = options
-        self.reads_baseline = options.alpha > 0  # α = 0: every token passes on confidence alone
 
     def decide(self, view: DecisionView) -> Decision:
         o = self.options

@@ -224,8 +224,7 @@ class TranslationSession:
     @property
     def counters(self) -> dict[str, float]:
         """This session's llama_decode calls, tokens, logits rows and seconds in llama_decode, per
-        sequence ("full_*", "baseline_*"). A call that baseline rows rode along (`_View.draft`)
-        counts as the full prefix's; the tokens and rows count where they belong."""
+        sequence ("full_*", "baseline_*")."""
         out: dict[str, float] = {}
         for name, context in (("full", self._full), ("baseline", self._baseline)):
             now, start = _work_of(context), self._counted_from[name]
@@ -428,8 +427,6 @@ class _View:
         if room <= 0:
             self.last_draft = Draft()
             return self.last_draft
-        if session._policy.reads_baseline:
-            self._prefetch_baseline()
         draft = greedy_draft(
             session._full,
             self.full_prefix,
@@ -444,19 +441,6 @@ class _View:
             draft = draft.cut(keep)
         self.last_draft = draft
         return self.last_draft
-
-    def _prefetch_baseline(self) -> None:
-        """Offer the baseline rows the write test will likely ask for — those of the guessed tokens
-        (the first row alone without a guess) — to ride along the draft's next llama_decode. After a
-        write the baseline prefix is new, and the first decision on it needs its rows unless every
-        allowed token passes on confidence."""
-        session = self._session
-        prefetch = getattr(session._baseline, "prefetch", None)
-        prefix = session._baseline_prefix()
-        if prefetch is None or prefix == self.full_prefix:
-            return
-        n_rows = max(len(self._guess), 1)
-        prefetch(prefix + self._guess[: n_rows - 1], [len(prefix) - 1 + k for k in range(n_rows)])
 
     def baseline_logits(self, tokens: list[int], positions: list[int]) -> np.ndarray | None:
         session = self._session
