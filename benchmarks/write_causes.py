@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> None:
     pairs = read_parallel(args.source, args.reference)[args.first - 1 : args.first - 1 + args.limit]
     settings = [Setting("offline")] + [s for spec in args.setting for s in parse_sweep(spec)]
     # Every setting keeps its session (and contexts) open for the whole run: two contexts each.
-    with TranslationEngine.load(args.manifest, n_threads=args.threads, max_contexts=2 * len(settings)) as engine:
+    with TranslationEngine.load(args.manifest, n_threads=args.threads, max_contexts=len(settings)) as engine:
         base = engine.policy_options(args.src, args.tgt)
         sessions = {s.label: engine.create_session(args.src, args.tgt, policy=s.policy_options(base)) for s in settings}
         results: dict[str, list[Instance]] = {s.label: [] for s in settings}

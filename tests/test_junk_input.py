@@ -26,7 +26,7 @@ PUNCTUATION = "... !!! ??? ,,, ;;; ---"
 def _session(policy=PolicyOptions(name="wait-k", k=1), n_ctx_tokens=4096, prompt=None):
     vocab = ToyVocabulary()
     full, baseline = ToyContext(1, 3.0), ToyContext(2, 3.0)
-    session = TranslationSession(pool=toy_pool(full, baseline), vocab=vocab, prompt=prompt or ToyPrompt(vocab),
+    session = TranslationSession(pool=toy_pool(iter([full, baseline]).__next__), vocab=vocab, prompt=prompt or ToyPrompt(vocab),
                                  policy=policy, options=SessionOptions(), n_ctx_tokens=n_ctx_tokens)
     return session, full
 

@@ -9,20 +9,19 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lsg_edge.backends.pool import ContextPool
 from lsg_edge.policy.bounds import words_allowed, words_required
 from lsg_edge.policy.decision import leading_run, log_softmax, write_test
 from lsg_edge.policy.options import PolicyOptions
 from lsg_edge.policy.strategies import Decision, LsgPolicy, Read, Write
 from lsg_edge.policy.words import cut_at_words, word_starts
 from lsg_edge.text.session import SessionOptions, TranslationSession
-from tests.helpers.toy_model import ToyContext, ToyPrompt, ToyVocabulary
+from tests.helpers.toy_model import ToyContext, ToyPrompt, ToyVocabulary, toy_pool
 
 
 def make_session(policy: PolicyOptions, seed: int, sharpness: float) -> TranslationSession:
     vocab = ToyVocabulary()
     return TranslationSession(
-        pool=ContextPool(lambda: ToyContext(seed, sharpness), reset=lambda context: None),
+        pool=toy_pool(lambda: ToyContext(seed, sharpness)),
         vocab=vocab,
         prompt=ToyPrompt(vocab),
         policy=policy,

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tests.helpers.toy_model import ToyPrompt, ToyVocabulary
+from tests.helpers.toy_model import ToyPrompt, ToyVocabulary, toy_pool
 
-from lsg_edge.backends.pool import ContextPool
 from lsg_edge import PolicyOptions, TranslationEngine, SessionOptions
 from lsg_edge.errors import InputWarning
 from lsg_edge.text.loops import echo_start, repeat_start, spans
@@ -86,7 +85,7 @@ class LoopingContext:
 
 def _looping_session(policy: PolicyOptions) -> TranslationSession:
     vocab = ToyVocabulary()
-    return TranslationSession(pool=ContextPool(LoopingContext, reset=lambda context: None), vocab=vocab, prompt=ToyPrompt(vocab),
+    return TranslationSession(pool=toy_pool(LoopingContext), vocab=vocab, prompt=ToyPrompt(vocab),
                               policy=policy, options=SessionOptions(), n_ctx_tokens=4096)
 
 

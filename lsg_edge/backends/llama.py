@@ -298,7 +298,19 @@ class LlamaVocabulary:
         self.add_bos = bool(model.add_bos_token())
 
     def tokenize(self, text: str, *, add_bos: bool) -> list[int]:
-        return self._model.tokenize(text.encode("utf-8"), add_bos and self.add_bos, True)
+        # llama-cpp-python's own tokenize allocates a buffer of the model's training context (32k
+        # tokens for Gemma 3) per call; a session tokenizes ~40 prompts a sentence, so size it to
+        # the text (a token holds at least one byte, plus BOS/EOS) and grow it if llama.cpp asks.
+        data = text.encode("utf-8")
+        size = len(data) + 4
+        while True:
+            buffer = (self._lib.llama_token * size)()
+            n = self._lib.llama_tokenize(self._model.vocab, data, len(data), buffer, size, add_bos and self.add_bos, True)
+            if n >= 0:
+                return buffer[:n]
+            if -n <= size:
+                raise ModelError(f"llama.cpp could not tokenize a text of {len(data)} bytes")
+            size = -n
 
     def piece(self, token: int) -> bytes:
         piece = self._pieces.get(token)

@@ -60,7 +60,8 @@ def row_stats(row: np.ndarray) -> RowStats:
     peak = float(row.max())
     weights = row - np.float32(peak)
     np.exp(weights, out=weights)
-    return RowStats(row, peak, weights, float(weights.sum(dtype=np.float64)))
+    # A float32 sum (NumPy sums pairwise: relative error ~1e-7 here) halves the time of a float64 one.
+    return RowStats(row, peak, weights, float(weights.sum()))
 
 
 def kl_between(cur: RowStats, base: RowStats, kl_direction: str = "paper") -> float:

@@ -67,13 +67,16 @@ class ToyPrompt:
         return token in (EOS, NEWLINE)
 
 
-def toy_pool(full, baseline):
-    """A pool of one unit that lends `full` as sequence 0 and `baseline` as sequence 1 (what a
-    session borrows), with nothing to reset."""
+def toy_pool(make_context):
+    """A context pool whose units hold two contexts from `make_context()` — sequence 0 (the full
+    prefix) first, sequence 1 (the baseline) second — with nothing to reset."""
     from lsg_edge.backends.pool import ContextPool
 
     class Unit:
-        def sequence(self, index: int):
-            return (full, baseline)[index]
+        def __init__(self) -> None:
+            self._sequences = (make_context(), make_context())
 
-    return ContextPool(Unit, reset=lambda unit: None, max_contexts=1)
+        def sequence(self, index: int):
+            return self._sequences[index]
+
+    return ContextPool(Unit, reset=lambda unit: None)
