@@ -4,9 +4,9 @@ This is the only module that imports `llama_cpp` (llama-cpp-python, pinned in py
 uses the low-level API so that each forward pass asks for logits only at the positions a policy
 reads — `Llama(logits_all=True)` would keep n_ctx × 262k floats for Gemma 3.
 
-Cache discipline: each context remembers the token list its KV cache holds. A request keeps the
-longest common prefix with that list, removes the rest from the cache and evaluates only the new
-suffix; logits rows already computed for kept positions are served from memory. With
+Cache discipline: each sequence of a context remembers the token list its KV cells hold and the
+rows it computed (`row_cache.RowCache`, shared with the Whisper decoder); a sequence may also take
+the cells of a common prefix from another sequence of its context instead of evaluating them. With
 `reuse_cache=False` every request starts from an empty cache — the straightforward path that the
 equivalence tests compare against.
 
@@ -34,7 +34,8 @@ import numpy as np
 
 from ..device import DEVICES, LlamaBuild, LlamaDevice, LlamaPlacement, resolve_llama_device
 from ..errors import ContextOverflow, ModelError, OptionsError
-from .base import common_prefix_length, rows_remembered
+from .base import common_prefix_length
+from .row_cache import RowCache
 from .cpu_buffers import SETTINGS as EXTRA_BUFTS_SETTINGS
 from .cpu_buffers import ExtraBuftsDecision, extra_bufts_decision
 from .llama_log import silence_llama_log
@@ -525,21 +526,15 @@ class LlamaContext:
         self._context.close()
 
 
-class LlamaSequence:
-    """One token sequence of a `LlamaContext` (see `base.ScoringContext`).
-
-    It remembers the token list its cells hold: a request keeps the longest common prefix with that
-    list, removes the rest and evaluates only the new suffix; logits rows already computed for kept
-    positions are served from memory. With `reuse_cache=False` every request starts from an empty
-    sequence — the straightforward path that the equivalence tests compare against.
-    """
+class LlamaSequence(RowCache):
+    """One token sequence of a `LlamaContext` (see `base.ScoringContext`), with the prefix-reusing
+    row cache of `row_cache.RowCache`."""
 
     def __init__(self, context: LlamaContext, seq_id: int) -> None:
+        super().__init__(reuse=context._reuse, max_rows=_MAX_REMEMBERED_ROWS)
         self._context = context
         self.seq_id = seq_id
         self.n_vocab = context.n_vocab
-        self._tokens: list[int | EmbeddingRow] = []  # what the cache holds for this sequence, in order
-        self._rows: dict[int, np.ndarray] = {}  # position → logits after tokens[: position + 1]
         self.n_decode_calls = 0  # llama_decode calls this sequence's requests made
         self.n_tokens_evaluated = 0  # its tokens evaluated
         self.n_logits_rows = 0  # its output rows computed (each costs a vocabulary-sized matmul)
@@ -551,55 +546,15 @@ class LlamaSequence:
         """Most tokens this sequence may hold."""
         return self._context.n_ctx
 
-    def logits_at(self, tokens: Sequence[int | EmbeddingRow], positions: Sequence[int]) -> np.ndarray:
-        """See `base.ScoringContext.logits_at`; items may also be `EmbeddingRow`s (module docstring).
+    def _check_length(self, n_tokens: int) -> None:
+        if n_tokens > self.n_ctx:
+            raise ContextOverflow(f"{n_tokens} tokens do not fit a context of {self.n_ctx}")
 
-        The rows are read-only (views of what the context remembers)."""
-        tokens = list(tokens)
-        positions = list(positions)
-        if len(tokens) > self.n_ctx:
-            raise ContextOverflow(f"{len(tokens)} tokens do not fit a context of {self.n_ctx}")
-        if any(p < 0 or p >= len(tokens) for p in positions):
-            raise IndexError(f"positions {positions} outside a sequence of {len(tokens)} tokens")
-        if not positions:
-            return np.zeros((0, self.n_vocab), np.float32)
-        if not self._context._reuse:
-            self._forget(0)
-        # Row p needs tokens[: p + 1] only: nothing past the last wanted row is evaluated.
-        tokens = tokens[: max(positions) + 1]
-        keep = common_prefix_length(self._tokens, tokens)
-        missing = [p for p in positions if p >= keep or p not in self._rows]
-        if missing:
-            # Only a missing row cuts the cache back (to the first position that must be evaluated
-            # again); a request answered from memory leaves the cache as it is, longer or not.
-            self._forget(min(min(missing), keep))
-            self._context._evaluate(self, tokens, {p for p in positions if p >= len(self._tokens)})
-        if len(positions) == 1:
-            out = self._rows[positions[0]][None, :]
-        else:
-            out = np.stack([self._rows[p] for p in positions])
-        self._evict(keep_positions=set(positions))
-        return out
+    def _cut(self, start: int) -> int:
+        return self._context._remove(self, start)
 
-    def has_rows(self, tokens: Sequence[int | EmbeddingRow], positions: Sequence[int]) -> bool:
-        """Whether `logits_at(tokens, positions)` would be answered from memory, with no decode."""
-        return rows_remembered(self._tokens, self._rows, tokens, positions) if self._context._reuse else False
-
-    def _forget(self, start: int) -> None:
-        """Drop the cache from position `start` on."""
-        if start < len(self._tokens):
-            start = self._context._remove(self, start)
-            del self._tokens[start:]
-        self._rows = {p: r for p, r in self._rows.items() if p < start}
-
-    def _clear(self) -> None:
-        self._tokens, self._rows = [], {}
-
-    def _evict(self, keep_positions: set[int]) -> None:
-        if len(self._rows) > _MAX_REMEMBERED_ROWS:
-            extra = sorted(p for p in self._rows if p not in keep_positions)
-            for p in extra[: len(self._rows) - _MAX_REMEMBERED_ROWS]:
-                del self._rows[p]
+    def _evaluate(self, tokens: list, want: set[int]) -> None:
+        self._context._evaluate(self, tokens, want)
 
 
 def decode_error(code: int, n_tokens: int, n_ctx: int) -> ModelError:
