@@ -12,7 +12,8 @@ sessions, policies, VAD windows and loop guards run on an audio-LLM as on Whispe
 Each decoder context is a llama.cpp context whose sequence is: prompt head, the audio's embedding
 rows (the full prefix, or the wait-1 prefix of i+1 segments), prompt tail, committed and drafted
 tokens; it keeps its KV cache for the longest common prefix (backends/llama.py). A context holds a
-KV cache of n_ctx tokens, so the engine pools them: a closed session's contexts serve the next one.
+KV cache of n_ctx tokens, so the engine pools them (`backends.pool`, bounded, reset when lent): a
+closed session's contexts serve the next one.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..backends.llama import EmbeddingBlock, LlamaContext, LlamaModel, LlamaOptions, LlamaVocabulary
+from ..backends.pool import ContextPool
 from ..errors import ModelError, OptionsError
 from ..policy.drafting import greedy_draft
 from ..policy.options import PolicyOptions
@@ -37,6 +39,9 @@ from .manifest import AudioLlmManifest, load_audio_llm_manifest
 from .prompt import AUDIO_SLOT_TOKEN, build_prompt, stop_tokens
 
 __all__ = ["AudioLlmOptions", "AudioLlmEngine", "AudioLlmContext", "AudioLlmVocabulary"]
+
+# Two per LSG session (full prefix and wait-1 baseline): four streams at once.
+MAX_CONTEXTS = 8
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,11 @@ class AudioLlmContext:
     def set_audio(self, audio: EmbeddingBlock) -> None:
         self._rows = audio.rows()
 
+    def reset(self) -> None:
+        """Forget the audio and the KV cache (a context lent to a new session)."""
+        self._rows = None
+        self._context.reset()
+
     def logits_at(self, tokens: Sequence[int], positions: Sequence[int]) -> np.ndarray:
         """See `base.ScoringContext.logits_at`."""
         if self._rows is None:
@@ -130,8 +140,10 @@ class AudioLlmEngine:
         # What drafts are capped by (half of it); the audio rows count against the same llama.cpp
         # context, which raises ContextOverflow if a window does not fit.
         self.n_text_ctx = self.llm.options.n_ctx_tokens
-        self._idle: list[AudioLlmContext] = []  # contexts no session holds
-        self.n_contexts = 0  # llama.cpp contexts created (each a KV cache of n_ctx tokens)
+        # An LSG session holds two (full prefix, wait-1 baseline), each a KV cache of n_ctx tokens;
+        # reset when lent, so that a session's output never depends on earlier ones.
+        self.pool: ContextPool[AudioLlmContext] = ContextPool(lambda: AudioLlmContext(self.llm.new_context()),
+                                                              AudioLlmContext.reset, MAX_CONTEXTS, what="audio-LLM context")
 
     @classmethod
     def load(cls, manifest: str | Path | AudioLlmManifest, options: AudioLlmOptions = AudioLlmOptions(),
@@ -160,13 +172,15 @@ class AudioLlmEngine:
         """An idle pooled context, or a new one (prompts differ only in tokens: any context serves)."""
         if prompt.count(AUDIO_SLOT_TOKEN) != 1:
             raise ValueError("an audio-LLM prompt holds the audio slot exactly once")
-        if self._idle:
-            return self._idle.pop()
-        self.n_contexts += 1
-        return AudioLlmContext(self.llm.new_context())
+        return self.pool.acquire()
 
     def release_context(self, context: AudioLlmContext) -> None:
-        self._idle.append(context)
+        self.pool.release(context)
+
+    @property
+    def n_contexts(self) -> int:
+        """llama.cpp contexts created so far (in use or idle)."""
+        return self.pool.stats.created
 
     def create_session(self, options: AsrSessionOptions | None = None) -> AsrSession:
         """A new audio stream with the manifest's policy settings unless `options` are given
