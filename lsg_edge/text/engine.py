@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from ..assets import assemble_package_files, assemble_packaged_gguf, cached_model_path
-from ..backends.llama import LlamaContext, LlamaModel, LlamaOptions
-from ..backends.pool import DEFAULT_MAX_CONTEXTS, ContextPool
+from ..backends.llama import LlamaModel, LlamaOptions
+from ..backends.pool import DEFAULT_MAX_CONTEXTS, ContextPair, ContextPool
 from ..errors import ModelError, OptionsError
 from ..manifest import DEFAULT_TEXT_MANIFEST, ModelManifest, load_manifest
 from ..policy.options import PolicyOptions
@@ -31,19 +31,18 @@ class TranslationEngine:
                 for commit in session.finish():
                     print(commit.separator + commit.text)
 
-    Each session owns one context from its creation until `close()`: one KV cache holding two
-    sequences, the full prefix and the wait-1 baseline (LSG's; other policies leave it empty). A
-    context is reset when it is lent out, so a session's output never depends on other sessions.
-    Sessions may run on different threads at once (one thread per session). The pool holds
-    `max_contexts` contexts (default `DEFAULT_MAX_CONTEXTS`: four sessions); creating a session
-    beyond that raises `EngineBusy`.
+    Each session owns one pair of contexts from its creation until `close()`: the full prefix and
+    the wait-1 baseline (LSG's; other policies leave it empty). A pair is reset when it is lent out,
+    so a session's output never depends on other sessions. Sessions may run on different threads at
+    once (one thread per session). The pool holds `max_contexts` pairs (default
+    `DEFAULT_MAX_CONTEXTS`: four sessions); creating a session beyond that raises `EngineBusy`.
     """
 
     def __init__(self, model: LlamaModel, manifest: ModelManifest, max_contexts: int = DEFAULT_MAX_CONTEXTS) -> None:
         self.model = model
         self.manifest = manifest
-        self.pool: ContextPool[LlamaContext] = ContextPool(lambda: model.new_context(n_sequences=2), LlamaContext.reset,
-                                                           max_contexts, what="llama.cpp context")
+        self.pool: ContextPool[ContextPair] = ContextPool(lambda: ContextPair(model.new_context(), model.new_context()),
+                                                          ContextPair.reset, max_contexts, what="llama.cpp context pair")
 
     @classmethod
     def load(
@@ -55,7 +54,7 @@ class TranslationEngine:
     ) -> "TranslationEngine":
         """Load a model by manifest (name, TOML path or object), optionally with another GGUF.
 
-        `max_contexts` bounds the context pool (one per session); `llama_overrides` are fields
+        `max_contexts` bounds the pool of context pairs (one per session); `llama_overrides` are fields
         of `LlamaOptions` (n_threads, n_gpu_layers, n_ctx_tokens, ...).
         """
         if not isinstance(manifest, ModelManifest):

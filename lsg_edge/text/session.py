@@ -108,8 +108,8 @@ class TranslationSession:
         n_ctx_tokens: int,
     ) -> None:
         check_session_limits(prompt, policy, n_ctx_tokens, options.max_source_words, options.max_prefix_fraction)
-        # One pooled context, two sequences: the full prefix and the wait-1 baseline. It goes back to
-        # the pool at close(), or when the session is garbage-collected.
+        # One pooled pair of contexts: the full prefix and the wait-1 baseline. It goes back to the
+        # pool at close(), or when the session is garbage-collected.
         unit = pool.acquire()
         self._release = weakref.finalize(self, pool.release, unit)
         self._full: ScoringContext = unit.sequence(0)
@@ -224,7 +224,7 @@ class TranslationSession:
     @property
     def counters(self) -> dict[str, float]:
         """This session's llama_decode calls, tokens, logits rows and seconds in llama_decode, per
-        sequence ("full_*", "baseline_*")."""
+        context ("full_*", "baseline_*")."""
         out: dict[str, float] = {}
         for name, context in (("full", self._full), ("baseline", self._baseline)):
             now, start = _work_of(context), self._counted_from[name]
