@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Callable, Generic, TypeVar
+from typing import Any, Callable, Generic, TypeVar
 
 from ..errors import EngineBusy
 
@@ -97,34 +97,15 @@ class ContextPool(Generic[C]):
             return list(self._all)
 
 
+@dataclass(frozen=True)
 class ContextPair:
-    """Two contexts lent together — a text session's full prefix (`sequence(0)`) and wait-1 baseline
-    (`sequence(1)`). Separate KV caches: a baseline that took the full prefix's cells for their
-    shared prompt head saved ~4 % of LSG's tokens but changed committed text through batch-split
-    rounding (41/100 dev sentences identical, BLEU −1.26, p = 0.04), so each evaluates its own."""
+    """The two contexts a text session borrows together: the full prefix and the wait-1 baseline.
+    Separate KV caches: a baseline taking the full prefix's cells for their shared prompt head
+    changed committed text through batch-split rounding (BENCHMARKS.md, hot path, fifth round)."""
 
-    def __init__(self, full, baseline) -> None:
-        self._contexts = (full, baseline)
-
-    def sequence(self, index: int):
-        return self._contexts[index]
+    full: Any
+    baseline: Any
 
     def reset(self) -> None:
-        for context in self._contexts:
-            context.reset()
-
-    @property
-    def n_decode_calls(self) -> int:
-        return sum(c.n_decode_calls for c in self._contexts)
-
-    @property
-    def n_tokens_evaluated(self) -> int:
-        return sum(c.n_tokens_evaluated for c in self._contexts)
-
-    @property
-    def n_logits_rows(self) -> int:
-        return sum(c.n_logits_rows for c in self._contexts)
-
-    @property
-    def decode_seconds(self) -> float:
-        return sum(c.decode_seconds for c in self._contexts)
+        self.full.reset()
+        self.baseline.reset()

@@ -115,7 +115,7 @@ class TranslationEngine:
     def counters(self) -> dict[str, float]:
         """llama_decode calls, tokens evaluated, logits rows computed and seconds spent inside
         llama_decode so far, over every context of the pool."""
-        contexts = self.pool.contexts()
+        contexts = [context for pair in self.pool.contexts() for context in (pair.full, pair.baseline)]
         return {
             "decode_calls": sum(c.n_decode_calls for c in contexts),
             "tokens": sum(c.n_tokens_evaluated for c in contexts),

@@ -110,10 +110,10 @@ class TranslationSession:
         check_session_limits(prompt, policy, n_ctx_tokens, options.max_source_words, options.max_prefix_fraction)
         # One pooled pair of contexts: the full prefix and the wait-1 baseline. It goes back to the
         # pool at close(), or when the session is garbage-collected.
-        unit = pool.acquire()
-        self._release = weakref.finalize(self, pool.release, unit)
-        self._full: ScoringContext = unit.sequence(0)
-        self._baseline: ScoringContext = unit.sequence(1)
+        pair = pool.acquire()
+        self._release = weakref.finalize(self, pool.release, pair)
+        self._full: ScoringContext = pair.full
+        self._baseline: ScoringContext = pair.baseline
         self._counted_from = {"full": _work_of(self._full), "baseline": _work_of(self._baseline)}  # pooled: they run on
         self._closed = False
         self.write_log: list[WriteRecord] = []  # every write of the stream, with its cause

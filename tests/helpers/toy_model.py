@@ -68,15 +68,8 @@ class ToyPrompt:
 
 
 def toy_pool(make_context):
-    """A context pool whose units hold two contexts from `make_context()` — sequence 0 (the full
-    prefix) first, sequence 1 (the baseline) second — with nothing to reset."""
-    from lsg_edge.backends.pool import ContextPool
+    """A context pool lending pairs of contexts from `make_context()` (the full prefix first, the
+    baseline second), with nothing to reset."""
+    from lsg_edge.backends.pool import ContextPair, ContextPool
 
-    class Unit:
-        def __init__(self) -> None:
-            self._sequences = (make_context(), make_context())
-
-        def sequence(self, index: int):
-            return self._sequences[index]
-
-    return ContextPool(Unit, reset=lambda unit: None)
+    return ContextPool(lambda: ContextPair(make_context(), make_context()), reset=lambda pair: None)
