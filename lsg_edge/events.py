@@ -34,6 +34,9 @@ class Commit:
     wall_time_s: float = 0.0  # time.monotonic() when committed, s
     stream: str = "source"  # one of STREAMS
     audio_ms: int | None = None  # audio time the words depend on, ms since the stream started; None for text
+    # Why the policy wrote them (`policy.interface.WRITE_CAUSES`: "confidence", "kl", "forced",
+    # "wait-k", …, "source-end"); None for a commit with no words.
+    cause: str | None = None
 
     def __post_init__(self) -> None:
         if self.stream not in STREAMS:
@@ -51,6 +54,8 @@ class Commit:
         }
         if self.audio_ms is not None:
             record["audio_ms"] = self.audio_ms
+        if self.cause is not None:
+            record["cause"] = self.cause
         return record
 
 

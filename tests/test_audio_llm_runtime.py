@@ -139,12 +139,12 @@ def test_lsg_over_an_audio_llm_keeps_the_range_constraint_and_finishes(tmp_path:
         decoder, policy = WindowDecoder(engine, prompt, options, SEGMENT_SAMPLES), make_policy(options)
         streamed: list[int] = []
         for j in range(1, n_segments + 1):
-            streamed += decoder.step(policy, audio, j)
+            streamed += [t for written in decoder.step(policy, audio, j) for t in written.tokens]
             # Range constraint: word i not before L + i − 1 segments are read; with every position
             # passing, exactly that many (the tiny model drafts words enough).
             assert decoder.n_words == max(0, j - options.low_bound + 1)
         assert streamed, "nothing was written while the audio streamed"
-        tail = decoder.finish(audio)
+        tail = decoder.finish(audio).tokens
         assert decoder.committed == streamed + tail
         # The end decodes the rest at full context: the same greedy tokens as a fresh context
         # (the loop guards may only cut them short).

@@ -63,7 +63,9 @@ def test_lsg_commits_whole_words_within_the_range_constraint(utterance, engine: 
     committed_text = ""
     n_segments = audio.size // SEGMENT
     for j in range(1, n_segments + 1):
-        tokens = decoder.step(policy, audio, j)
+        writes = decoder.step(policy, audio, j)
+        assert all(w.cause == "confidence" for w in writes)  # every position passes the tests
+        tokens = [t for w in writes for t in w.tokens]
         # Bounded by L: never more words than j − L + 1 segments allow.
         assert decoder.n_words <= j - options.low_bound + 1
         if tokens:
@@ -72,7 +74,7 @@ def test_lsg_commits_whole_words_within_the_range_constraint(utterance, engine: 
             committed_text += text
         # With every position passing, LSG writes all the bound allows (the draft has words left).
         assert words_allowed(j, decoder.n_words, options.low_bound) <= 1
-    final = committed_text + engine.vocab.text(decoder.finish(audio))
+    final = committed_text + engine.vocab.text(decoder.finish(audio).tokens)
     assert engine.vocab.text(decoder.committed) == final
     assert len(final.split()) >= len(reference.split()) - 3
 
@@ -263,5 +265,6 @@ def test_lsg_stopping_drafts_early_commits_what_scoring_whole_drafts_commits(utt
     whole = _WholeDraftLsg(_window(engine, delta=3.0, alpha=0.6)[0], options)
     n_segments = audio.size // SEGMENT
     for j in range(1, n_segments + 1):
-        assert early.step(policy, audio, j) == whole.step(audio, j), f"segment {j}"
+        written = [t for w in early.step(policy, audio, j) for t in w.tokens]
+        assert written == whole.step(audio, j), f"segment {j}"
     assert early.committed == whole.decoder.committed and early.committed, "some words are committed while streaming"

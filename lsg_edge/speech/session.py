@@ -19,11 +19,11 @@ gives them back.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..commits import CommitBuilder, WrittenTokens
 from ..errors import OptionsError
 from ..events import Commit, Tentative
 from ..policy.options import SPEECH_POLICY_DEFAULTS, PolicyOptions
@@ -95,6 +95,8 @@ class AsrSession:
                                       options.beam_size)
         self._vad = EnergyVad(options.vad)
         self._frame = self._vad._frame
+        # Captions run on across windows: a window's first words are separated from the last's.
+        self._commits = CommitBuilder(engine.vocab.piece, stream="source", words_flow_across_sentences=True)
         self._reset_stream()
 
     def close(self) -> None:
@@ -116,13 +118,11 @@ class AsrSession:
         self._window: np.ndarray | None = None  # samples of the open window
         self._n_segments = 0  # segments of the window the policy has read
         self._silence = 0  # trailing unvoiced samples in the open window
-        self._started_output = False
         self._window_index = 0
-        self._window_started_at = 0.0
+        self._commits.reset()
         self._new_window()
 
     def _new_window(self) -> None:
-        self._window_has_output = False
         previous = self._history[-self.options.carry_tokens:] if self.options.carry_tokens else []
         prompt = self.engine.prompt(self.options.language, self.options.task, previous)
         self._decoder.reset(prompt, n_carried=len(prompt) - len(self._task_prompt))
@@ -189,15 +189,15 @@ class AsrSession:
                 return []
             self._window, self._preroll = self._preroll, np.zeros(0, np.float32)
             self._n_segments, self._silence = 0, 0
-            self._window_started_at = time.monotonic()
+            self._commits.start_sentence(self._window_index)  # elapsed time counts from its first voiced frame
         self._window = np.concatenate([self._window, frame])
         self._silence = 0 if is_speech else self._silence + frame.size
         commits: list[Commit] = []
         segment = self.options.segment_samples
         if self._window.size >= (self._n_segments + 1) * segment and self._silence < self._window.size:
             self._n_segments = self._window.size // segment
-            commits += self._emit(self._decoder.step(self._policy, self._window, self._n_segments),
-                                  end_of_window=False)
+            for written in self._decoder.step(self._policy, self._window, self._n_segments):
+                commits += self._emit(written, end_of_window=False)
         if (self._silence >= SAMPLE_RATE_HZ * vad.min_silence_ms // 1000
                 or self._window.size >= SAMPLE_RATE_HZ * vad.max_window_ms // 1000):
             commits += self._close_window()
@@ -213,29 +213,6 @@ class AsrSession:
         self._new_window()
         return commits
 
-    def _emit(self, tokens: list[int], end_of_window: bool) -> list[Commit]:
-        if not tokens:
-            return []
-        text = self.engine.vocab.text(tokens)
-        n_words = len(text.split())
-        if n_words == 0:
-            return []
-        stripped = text.lstrip()
-        separator = text[: len(text) - len(stripped)]
-        if not self._started_output:
-            separator = ""
-        elif not separator and not self._window_has_output:
-            separator = " "  # a new window starts a new word
-        self._started_output = self._window_has_output = True
-        now = time.monotonic()
-        return [Commit(
-            text=stripped.rstrip() if end_of_window else stripped,
-            separator=separator,
-            sentence_index=self._window_index,
-            source_read=self.heard_ms,
-            audio_ms=self.heard_ms,
-            elapsed_ms=(now - self._window_started_at) * 1000.0,
-            n_words=n_words,
-            sentence_end=end_of_window,
-            wall_time_s=now,
-        )]
+    def _emit(self, written: WrittenTokens, end_of_window: bool) -> list[Commit]:
+        commit = self._commits.build(written, source_read=self.heard_ms, end=end_of_window, audio_ms=self.heard_ms)
+        return [commit] if commit is not None else []

@@ -23,6 +23,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..commits import WrittenTokens
 from ..errors import OptionsError
 from ..policy.drafting import Draft, greedy_draft, word_limit
 from ..policy.options import PolicyOptions
@@ -98,13 +99,13 @@ class WindowDecoder:
     def view(self, window: np.ndarray, n_segments: int) -> "SegmentView":
         return SegmentView(self, window, n_segments)
 
-    def step(self, policy: Policy, window: np.ndarray, n_segments: int) -> list[int]:
-        """Ask `policy` after segment `n_segments` of `window` was read, until it reads; the tokens
-        it wrote ([] = READ)."""
-        out: list[int] = []
+    def step(self, policy: Policy, window: np.ndarray, n_segments: int) -> list[WrittenTokens]:
+        """Ask `policy` after segment `n_segments` of `window` was read, until it reads; what it
+        wrote, write by write ([] = READ)."""
+        out: list[WrittenTokens] = []
 
-        def commit(tokens: list[int], rest: list[int], write: Write) -> None:  # noqa: ARG001
-            out.extend(self.take(tokens))
+        def commit(tokens: list[int], rest: list[int], write: Write) -> None:
+            out.append(WrittenTokens(self.take(tokens), write.cause))
             self.guess = rest
 
         guess = run_decisions(policy, lambda: self.view(window, n_segments), commit)
@@ -118,12 +119,12 @@ class WindowDecoder:
         self.n_words += int(self.starts(tokens).sum()) if tokens else 0
         return tokens
 
-    def finish(self, window: np.ndarray) -> list[int]:
+    def finish(self, window: np.ndarray) -> WrittenTokens:
         """Everything left of the window, decoded greedily at full context."""
         self.full.set_audio(self.encode(window))
         self.guess = []
         draft = self.draft(token_budget(window.size, SAMPLE_RATE_HZ) - len(self.committed), beam_size=self.beam_size)
-        return self.take(trim_repetition(draft.tokens))
+        return WrittenTokens(self.take(trim_repetition(draft.tokens)), "source-end")
 
     def draft(self, max_tokens: int, guess: list[int] = (), should_stop=None, beam_size: int = 1) -> Draft:
         """Greedy (or beam-search) continuation of the committed tokens, cut where it starts

@@ -8,7 +8,6 @@ retracted or revised.
 
 from __future__ import annotations
 
-import codecs
 import functools
 import time
 import warnings
@@ -20,6 +19,7 @@ import numpy as np
 
 from ..backends.base import ScoringContext, Vocabulary
 from ..backends.pool import ContextPool
+from ..commits import CommitBuilder, WrittenTokens
 from ..errors import InputWarning, LsgEdgeError, OptionsError
 from ..events import Commit
 from ..policy.drafting import Draft, greedy_draft, word_limit
@@ -33,7 +33,7 @@ from .limits import check_session_limits
 from .prompt import TranslationPrompt
 from .source import CONTROL_CHARACTERS, SourceEvent, has_letter_or_digit, join_words
 
-__all__ = ["Commit", "SessionOptions", "TranslationSession", "WriteRecord"]
+__all__ = ["Commit", "SessionOptions", "TranslationSession"]
 
 # A source repeating a span of this many words turns the target's repetition guard off.
 SOURCE_REPEAT_WORDS = 3
@@ -70,25 +70,11 @@ class _Sentence:
     words: list[str] = field(default_factory=list)
     target: list[int] = field(default_factory=list)  # committed target tokens
     n_words_committed: int = 0
-    started_at: float = 0.0  # time.monotonic() of the first word
     guess: list[int] = field(default_factory=list)  # the last draft's uncommitted tokens
     held: list[str] = field(default_factory=list)  # words before the first with a letter or digit
     # (number of words they were built from, echo-length token spans the target may not hold,
     # whether the source repeats a span of words itself)
     source_facts: tuple[int, set, bool] = field(default_factory=lambda: (-1, set(), False))
-    decoder: codecs.IncrementalDecoder = field(
-        default_factory=lambda: codecs.getincrementaldecoder("utf-8")(errors="replace")
-    )
-
-
-@dataclass(frozen=True)
-class WriteRecord:
-    """One write of a sentence and why it was made (`policy.interface.WRITE_CAUSES`)."""
-
-    sentence_index: int
-    cause: str
-    text: str
-    source_read: int
 
 
 class TranslationSession:
@@ -116,8 +102,8 @@ class TranslationSession:
         self._baseline: ScoringContext = pair.baseline
         self._counted_from = {"full": _work_of(self._full), "baseline": _work_of(self._baseline)}  # pooled: they run on
         self._closed = False
-        self.write_log: list[WriteRecord] = []  # every write of the stream, with its cause
         self._vocab = vocab
+        self._commits = CommitBuilder(vocab.piece, stream="source")
         self._prompt = prompt
         self.policy_options = policy
         self._policy: Policy = make_policy(policy)
@@ -164,7 +150,7 @@ class TranslationSession:
             events += self._finish()
         s = self._sentence
         if not s.words:
-            s.started_at = time.monotonic()
+            self._commits.start_sentence(s.index)  # its commits' elapsed time counts from this word
             s.words, s.held = s.held, []
         s.words.append(word)
         if decide:
@@ -192,9 +178,9 @@ class TranslationSession:
             tokens = greedy_draft(self._full, prefix, budget, self._prompt.is_stop, guess=s.guess,
                                   should_stop=guard).tokens
             tokens = tokens[: guard.keep(len(tokens))]
-        event = self._commit(tokens, sentence_end=True, cause="source-end")
+        event = self._commit(WrittenTokens(tokens, "source-end"), sentence_end=True)
         self._new_sentence(s.index + 1)
-        return [event]
+        return [event] if event is not None else []  # a text sentence always ends with one
 
     def translate_stream(self, events: Iterable[SourceEvent]) -> Iterator[Commit]:
         """Translate a stream of source words and sentence ends (see `source.read_words`),
@@ -268,36 +254,23 @@ class TranslationSession:
 
         def commit(tokens: list[int], rest: list[int], write: Write) -> None:
             self._sentence.guess = rest
-            events.append(self._commit(tokens, cause=write.cause))
+            event = self._commit(WrittenTokens(tokens, write.cause))
+            if event is not None:
+                events.append(event)
 
         guess = run_decisions(self._policy, lambda: _View(self), commit)
         if guess is not None:
             self._sentence.guess = guess
         return events
 
-    def _commit(self, tokens: list[int], sentence_end: bool = False, cause: str = "confidence") -> Commit:
+    def _commit(self, written: WrittenTokens, sentence_end: bool = False) -> Commit | None:
+        """Commit the tokens of one write; the event for it (None: nothing visible yet, such as the
+        first bytes of a character that the next write completes)."""
         s = self._sentence
-        pieces = [self._vocab.piece(t) for t in tokens]
-        # The model may copy a terminal escape from its input (or make one): never written out.
-        text = CONTROL_CHARACTERS.sub("", s.decoder.decode(b"".join(pieces), final=sentence_end))
-        n_words = len(text.split())
-        stripped = text.lstrip()
-        separator = text[: len(text) - len(stripped)] if s.n_words_committed else ""
-        s.n_words_committed += int(word_starts([p.decode("utf-8", "replace") for p in pieces], not s.target).sum())
-        s.target.extend(tokens)
-        now = time.monotonic()
-        if tokens:
-            self.write_log.append(WriteRecord(s.index, cause, stripped, len(s.words)))
-        return Commit(
-            text=stripped.rstrip() if sentence_end else stripped,
-            separator=separator,
-            sentence_index=s.index,
-            source_read=len(s.words),
-            elapsed_ms=(now - s.started_at) * 1000.0,
-            n_words=n_words,
-            sentence_end=sentence_end,
-            wall_time_s=now,
-        )
+        pieces = [self._vocab.piece(t).decode("utf-8", "replace") for t in written.tokens]
+        s.n_words_committed += int(word_starts(pieces, not s.target).sum())
+        s.target.extend(written.tokens)
+        return self._commits.build(written, source_read=len(s.words), end=sentence_end)
 
     def _pass_through(self) -> list[Commit]:
         """The held words of a sentence without a letter or digit, committed as they came."""
