@@ -18,6 +18,10 @@ words are rarely in the offline translation marks the threshold that lets too mu
 
 `run` also writes each setting's SimulEval `instances.log` (and the offline one) under --output,
 so the same run gives the BLEU/AL rows, and `lsg-edge compare` tests two of them against each other.
+That makes it the tuning sweep too: `--share-rows` lets the settings take each other's logits rows
+for the sentence they all translate (`lsg_edge.evaluation.shared_rows`), which cuts the llama.cpp
+work of a grid several-fold; a shared row can differ from a context's own in the last bits, so
+check a chosen setting with a plain run (`lsg-edge eval`) on other sentences.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import numpy as np
 from lsg_edge import TranslationEngine
 from lsg_edge.evaluation.instance import Instance, read_instances, write_instances
 from lsg_edge.evaluation.scoring import latency_scores, quality_scores
+from lsg_edge.evaluation.shared_rows import SharedRows, sharing_pool
 from lsg_edge.evaluation.sweep import Setting, parse_sweep
 from lsg_edge.evaluation.text_run import instance_from_commits, read_parallel
 from lsg_edge.policy import strategies
@@ -110,7 +115,10 @@ def run(args: argparse.Namespace) -> None:
     pairs = read_parallel(args.source, args.reference)[args.first - 1 : args.first - 1 + args.limit]
     settings = [Setting("offline")] + [s for spec in args.setting for s in parse_sweep(spec)]
     # Every setting keeps its session (and contexts) open for the whole run: two contexts each.
+    shared = SharedRows() if args.share_rows else None
     with TranslationEngine.load(args.manifest, n_threads=args.threads, max_contexts=len(settings)) as engine:
+        if shared is not None:
+            engine.pool = sharing_pool(engine, shared, len(settings))
         base = engine.policy_options(args.src, args.tgt)
         sessions = {s.label: engine.create_session(args.src, args.tgt, policy=s.policy_options(base)) for s in settings}
         results: dict[str, list[Instance]] = {s.label: [] for s in settings}
@@ -118,6 +126,8 @@ def run(args: argparse.Namespace) -> None:
         cpu_s: dict[str, float] = {s.label: 0.0 for s in settings}
         for n, pair in enumerate(pairs):
             words = split_words(pair.source)
+            if shared is not None:
+                shared.clear()  # rows of other sentences are never asked for again
             for setting in settings:
                 started = time.process_time()
                 instance, causes = _translate(sessions[setting.label], recorder, words, pair.reference,
@@ -134,6 +144,8 @@ def run(args: argparse.Namespace) -> None:
     print(file=sys.stderr)
     print(f"{args.manifest}, {args.src}→{args.tgt}, sentences {args.first}–{args.first - 1 + len(pairs)}, "
           f"{args.threads} threads")
+    if shared is not None:
+        print(f"rows shared between settings: {shared.n_shared} taken, {shared.n_computed} computed")
     report([args.output])
 
 
@@ -223,6 +235,8 @@ def main() -> None:
     command.add_argument("--setting", action="append", default=[], help="a --sweep spec of lsg-edge eval")
     command.add_argument("--threads", type=int, default=1)
     command.add_argument("--output", type=Path, required=True)
+    command.add_argument("--share-rows", action="store_true",
+                         help="settings take each other's logits rows (a tuning sweep; see the docstring)")
     report_command = commands.add_parser("report")
     report_command.add_argument("folders", type=Path, nargs="+")
     report_command.add_argument("--first", type=int, help="score only the first N sentences of each log")
