@@ -70,3 +70,9 @@ def test_captions_flow_across_windows_and_silent_windows_leave_no_trace() -> Non
     assert _write(builder, [7]).separator == " "
     builder.reset()
     assert _write(builder, [7]).separator == ""
+
+
+def test_json_events_say_why_words_were_written() -> None:
+    builder = _builder()
+    assert _write(builder, [1], cause="forced").to_json()["cause"] == "forced"
+    assert "cause" not in builder.build(None, source_read=1, end=True).to_json()  # no words, no cause
