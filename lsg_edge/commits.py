@@ -72,22 +72,21 @@ class CommitBuilder:
         stripped = text.lstrip()
         if not stripped:
             self._pending_space = text
-            ends_output = end and (self._sentence_has_output or not self._flowing)
-            if not ends_output:
+            if not (end and (self._sentence_has_output or not self._flowing)):
                 return None
+            separator = ""
         else:
             self._pending_space = ""
-        separator = text[: len(text) - len(stripped)]
-        if not self._sentence_has_output:
-            # The first words of a sentence: a line of their own (text), or words after the last
-            # window's (captions); the very first words of a stream have nothing before them.
-            separator = (separator or " ") if self._flowing and self._stream_has_output else ""
-        if stripped:
+            separator = text[: len(text) - len(stripped)]
+            if not self._sentence_has_output:
+                # The first words of a sentence: a line of their own (text), or words after the
+                # last window's (captions); the very first words of a stream have nothing before them.
+                separator = (separator or " ") if self._flowing and self._stream_has_output else ""
             self._sentence_has_output = self._stream_has_output = True
         now = time.monotonic()
         return Commit(
             text=stripped.rstrip() if end else stripped,
-            separator=separator if stripped else "",
+            separator=separator,
             sentence_index=self.sentence_index,
             source_read=source_read,
             elapsed_ms=(now - self.started_at) * 1000.0,

@@ -61,19 +61,19 @@ class RowSharingContext:
 
     def logits_at(self, tokens: Sequence[int], positions: Sequence[int]) -> np.ndarray:
         shared = self._shared
-        tokens, positions = list(tokens), list(positions)
-        keys = [tuple(tokens[: p + 1]) for p in positions]
-        missing = [p for p, key in zip(positions, keys) if key not in shared._rows]
+        tokens = list(tokens)
+        keys = {p: tuple(tokens[: p + 1]) for p in positions}
+        missing = [p for p, key in keys.items() if key not in shared._rows]
         if missing:
             if len(shared._rows) + len(missing) > shared.max_rows:
                 shared._rows.clear()
-                missing = list(positions)
+                missing = list(keys)
             rows = self._inner.logits_at(tokens[: max(missing) + 1], missing)
             for p, row in zip(missing, rows):
-                shared._rows[tuple(tokens[: p + 1])] = np.array(row, dtype=np.float32)
+                shared._rows[keys[p]] = np.array(row, dtype=np.float32)
             shared.n_computed += len(missing)
         shared.n_shared += len(positions) - len(missing)
-        return np.stack([shared._rows[key] for key in keys])
+        return np.stack([shared._rows[keys[p]] for p in positions])
 
 
 def sharing_pool(engine: Any, shared: SharedRows, max_contexts: int) -> ContextPool[ContextPair]:

@@ -267,10 +267,13 @@ class TranslationSession:
         """Commit the tokens of one write; the event for it (None: nothing visible yet, such as the
         first bytes of a character that the next write completes)."""
         s = self._sentence
-        pieces = [self._vocab.piece(t).decode("utf-8", "replace") for t in written.tokens]
-        s.n_words_committed += int(word_starts(pieces, not s.target).sum())
+        s.n_words_committed += int(word_starts(self._pieces(written.tokens), not s.target).sum())
         s.target.extend(written.tokens)
         return self._commits.build(written, source_read=len(s.words), end=sentence_end)
+
+    def _pieces(self, tokens: list[int]) -> list[str]:
+        """Text of each token."""
+        return [self._vocab.piece(t).decode("utf-8", errors="replace") for t in tokens]
 
     def _pass_through(self) -> list[Commit]:
         """The held words of a sentence without a letter or digit, committed as they came."""
@@ -437,6 +440,6 @@ class _View:
         return self._session._full_prefix()
 
     def pieces(self, tokens: list[int]) -> list[str]:
-        return [self._session._vocab.piece(t).decode("utf-8", errors="replace") for t in tokens]
+        return self._session._pieces(tokens)
 
 
