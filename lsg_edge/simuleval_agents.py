@@ -183,34 +183,44 @@ class LsgSpeechAgent(_LsgAgent, SpeechToTextAgent):
 
     @staticmethod
     def add_args(parser: ArgumentParser) -> None:
-        from lsg_edge.speech.engine import ENCODER_WINDOWS
+        from lsg_edge.speech.engine import ENCODER_WINDOWS, EncoderOptions
         from lsg_edge.speech.models import PRECISIONS
-        from lsg_edge.policy.options import POLICY_NAMES
+        from lsg_edge.speech.session import AsrSessionOptions
+        from lsg_edge.speech.vad import VadOptions
+        from lsg_edge.policy.options import POLICY_NAMES, SPEECH_POLICY_DEFAULTS
 
+        # The defaults named in the help are the ones the agent builds its options from.
+        policy, session, encoder = SPEECH_POLICY_DEFAULTS, AsrSessionOptions(), EncoderOptions()
         group = parser.add_argument_group("lsg-edge speech agent (defaults: lsg-edge asr's)")
         group.add_argument("--model", default="base",
                            help="Built-in Whisper (base, tiny.en) or a model directory (default: base).")
         group.add_argument("--task", choices=["transcribe", "translate"], default="transcribe",
                            help="translate: Whisper's any-language → English.")
         group.add_argument("--language", help="Spoken language code, e.g. fr (default: en).")
-        group.add_argument("--policy", choices=POLICY_NAMES, help="Read/write policy (default: lsg).")
-        group.add_argument("--k", type=int, help="wait-k lag in source words (default: 3).")
-        group.add_argument("--segment-ms", type=int, help="The policy's source element, ms of audio (default: 640).")
-        group.add_argument("--delta", type=float, help="LSG KL threshold δ (nats; default: 7.0).")
-        group.add_argument("--alpha", type=float, help="LSG confidence threshold α (default: 0.8).")
-        group.add_argument("--low-bound", type=int, help="LSG range constraint L (default: 1).")
-        group.add_argument("--top-bound", type=int, help="LSG range constraint U (default: 4).")
+        group.add_argument("--policy", choices=POLICY_NAMES, help=f"Read/write policy (default: {policy.name}).")
+        group.add_argument("--k", type=int, help=f"wait-k lag in source words (default: {policy.k}).")
+        group.add_argument("--segment-ms", type=int,
+                           help=f"The policy's source element, ms of audio (default: {session.segment_ms}).")
+        group.add_argument("--delta", type=float, help=f"LSG KL threshold δ (nats; default: {policy.delta}).")
+        group.add_argument("--alpha", type=float, help=f"LSG confidence threshold α (default: {policy.alpha}).")
+        group.add_argument("--low-bound", type=int, help=f"LSG range constraint L (default: {policy.low_bound}).")
+        group.add_argument("--top-bound", type=int, help=f"LSG range constraint U (default: {policy.top_bound}).")
         group.add_argument("--words-per-segment", type=int,
-                           help="Source words one segment counts as in the range constraint (default: 2).")
-        group.add_argument("--kl-direction", choices=KL_DIRECTIONS, help="Default: paper.")
-        group.add_argument("--draft-tokens", type=int, help="Tokens drafted per decision (default: 10).")
+                           help="Source words one segment counts as in the range constraint "
+                                f"(default: {policy.words_per_element}).")
+        group.add_argument("--kl-direction", choices=KL_DIRECTIONS, help=f"Default: {policy.kl_direction}.")
+        group.add_argument("--draft-tokens", type=int,
+                           help=f"Tokens drafted per decision (default: {policy.draft_tokens}).")
         group.add_argument("--frames", type=int,
                            help="AlignAtt's f: encoder frames (20 ms) at the end of the audio a token's "
-                                "attention must not point into (default: 25).")
-        group.add_argument("--beam", type=int, help="Beams of the end-of-window decode (default: 1, greedy).")
-        group.add_argument("--encoder-window", choices=ENCODER_WINDOWS, help="Default: tight.")
-        group.add_argument("--encoder-pad-ms", type=int, help="Padding after the audio with a tight window, ms.")
-        group.add_argument("--min-silence-ms", type=int, help="A pause this long ends a window, ms (default: 1500).")
+                                f"attention must not point into (default: {policy.frames}).")
+        group.add_argument("--beam", type=int,
+                           help=f"Beams of the end-of-window decode (default: {session.beam_size}, greedy).")
+        group.add_argument("--encoder-window", choices=ENCODER_WINDOWS, help=f"Default: {encoder.window}.")
+        group.add_argument("--encoder-pad-ms", type=int,
+                           help=f"Padding after the audio with a tight window, ms (default: {encoder.pad_ms}).")
+        group.add_argument("--min-silence-ms", type=int,
+                           help=f"A pause this long ends a window, ms (default: {VadOptions.min_silence_ms}).")
         group.add_argument("--precision", choices=PRECISIONS, default="fp32", help="Default: fp32.")
         group.add_argument("--threads", type=int, help="onnxruntime threads (default: cores, up to 4).")
         # Replaces SimulEval's own --device (its parser resolves conflicts), with lsg-edge's meaning.

@@ -144,3 +144,24 @@ def test_bad_agent_arguments_are_one_line_errors(tmp_path, agent, argument, mess
     assert "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("lsg-edge agent: error:") and message in last, result.stderr[-2000:]
+
+
+def test_speech_agent_help_names_the_defaults_of_lsg_edge_asr():
+    # The agent's argument group says its defaults are `lsg-edge asr`'s; a hand-written "(default:
+    # …)" drifts when a default changes (α once read 0.8 here while both used 0.7).
+    import argparse
+    import re
+
+    from lsg_edge.simuleval_agents import LsgSpeechAgent
+    from lsg_edge.speech.cli import asr_command
+
+    parser = argparse.ArgumentParser(add_help=False)
+    LsgSpeechAgent.add_args(parser)
+    agent_help = {action.dest: action.help or "" for action in parser._actions}
+    asr_defaults = {param.name: param.default for param in asr_command.params}
+    flags = ["k", "segment_ms", "delta", "alpha", "low_bound", "top_bound", "words_per_segment", "kl_direction",
+             "draft_tokens", "frames", "beam", "encoder_window", "encoder_pad_ms", "min_silence_ms"]
+    for flag in flags:
+        named = re.search(r"[Dd]efault: ([^,)]+?)(?:[,)]|\.?$)", agent_help[flag])
+        assert named, f"--{flag}: its help names no default: {agent_help[flag]!r}"
+        assert named.group(1) == str(asr_defaults[flag]), flag
