@@ -26,8 +26,7 @@ def count_calls(calls: Counter) -> None:
     inner = LlamaContext._evaluate
 
     def counted(self, tokens, want):
-        held_before = len(self._tokens)
-        n_new = len(tokens) - held_before
+        n_new = len(tokens) - len(self._tokens)  # what this call evaluates
         calls[(getattr(self, "_role", "?"), "one drafted token" if n_new == 1 else "batch")] += 1
         return inner(self, tokens, want)
 

@@ -3,8 +3,10 @@ real default models): the same hypotheses and delays as `lsg-edge eval` on the s
 
 from __future__ import annotations
 
+import argparse
 import csv
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -149,9 +151,6 @@ def test_bad_agent_arguments_are_one_line_errors(tmp_path, agent, argument, mess
 def test_speech_agent_help_names_the_defaults_of_lsg_edge_asr():
     # The agent's argument group says its defaults are `lsg-edge asr`'s; a hand-written "(default:
     # …)" drifts when a default changes (α once read 0.8 here while both used 0.7).
-    import argparse
-    import re
-
     from lsg_edge.simuleval_agents import LsgSpeechAgent
     from lsg_edge.speech.cli import asr_command
 
