@@ -35,7 +35,6 @@ from lsg_edge.evaluation.text_run import read_parallel
 from lsg_edge.policy.bounds import words_allowed, words_required
 from lsg_edge.policy.drafting import greedy_draft, word_limit
 from lsg_edge.policy.words import word_starts
-from lsg_edge.text.prompt import TranslationPrompt
 from lsg_edge.text.source import join_words
 
 # A sentence's target is capped as the session caps it: tokens per source token, plus a margin.
@@ -59,15 +58,10 @@ class Oracle:
     """Offline targets and oracle schedules for one model, prompt and language pair."""
 
     def __init__(self, engine: TranslationEngine, src: str, tgt: str) -> None:
-        model = engine.model
-        chat_template = model.metadata.get("tokenizer.chat_template")
-        style = engine.manifest.prompt_style
-        if style == "auto":
-            style = "chat" if chat_template else "few-shot"
-        self.vocab = model.vocab
-        self.prompt = TranslationPrompt(self.vocab, src, tgt, style=style, chat_template=chat_template,
-                                        bos_text=model.bos_text)
-        self.context = engine.full_context
+        self.vocab = engine.model.vocab
+        self.prompt = engine.prompt(src, tgt)
+        # Its own context: the oracle decodes teacher-forced prefixes outside any session.
+        self.context = engine.model.new_context()
         self.n_decisions = 0
 
     def _prefix(self, words: list[str]) -> list[int]:
@@ -132,7 +126,8 @@ class Oracle:
         n_source = len(words)
         for j in range(1, n_source):
             allowed = words_allowed(j, n_words_written, bounds.low)
-            required = words_required(j, n_words_written, bounds.low, bounds.top) if bounds.top else 0
+            # Both bounds count words still to write; `due` is the total that must be out after j.
+            due = n_words_written + (words_required(j, n_words_written, bounds.low, bounds.top) if bounds.top else 0)
             if allowed == 0:
                 continue
             self.n_decisions += 1
@@ -144,8 +139,8 @@ class Oracle:
                 written += rest[:end]
                 read_at += [j] * end
                 n_words_written += n_match
-            if n_words_written < required:
-                tokens = self._forced(words[:j], written, required - n_words_written, not written)
+            if n_words_written < due:
+                tokens = self._forced(words[:j], written, due - n_words_written, not written)
                 if tokens:
                     written += tokens
                     read_at += [j] * len(tokens)

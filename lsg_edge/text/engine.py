@@ -89,27 +89,24 @@ class TranslationEngine:
         prompt_style: str | None = None,
     ) -> TranslationSession:
         """A new stream translating `src` → `tgt` (language codes, e.g. "de", "en")."""
-        vocab = self.model.vocab
-        chat_template = self.model.metadata.get("tokenizer.chat_template")
-        style = prompt_style or self.manifest.prompt_style
-        if style == "auto":
-            style = "chat" if chat_template else "few-shot"
-        prompt = TranslationPrompt(
-            vocab,
-            src,
-            tgt,
-            style=style,
-            chat_template=chat_template,
-            bos_text=self.model.bos_text,
-        )
         return TranslationSession(
             pool=self.pool,
-            vocab=vocab,
-            prompt=prompt,
+            vocab=self.model.vocab,
+            prompt=self.prompt(src, tgt, prompt_style),
             policy=policy or self.policy_options(src, tgt),
             options=options or SessionOptions(),
             n_ctx_tokens=self.model.options.n_ctx_tokens,
         )
+
+    def prompt(self, src: str, tgt: str, prompt_style: str | None = None) -> TranslationPrompt:
+        """The prompt this engine's sessions use for `src` → `tgt`: the manifest's style unless
+        `prompt_style` is given; "auto" is the model's chat template where its GGUF has one."""
+        chat_template = self.model.metadata.get("tokenizer.chat_template")
+        style = prompt_style or self.manifest.prompt_style
+        if style == "auto":
+            style = "chat" if chat_template else "few-shot"
+        return TranslationPrompt(self.model.vocab, src, tgt, style=style, chat_template=chat_template,
+                                 bos_text=self.model.bos_text)
 
     @property
     def counters(self) -> dict[str, float]:

@@ -1,0 +1,59 @@
+"""The oracle benchmark (benchmarks/oracle.py) keeps LSG's range constraint on the real default model.
+
+The oracle bounds what any read/write policy can reach, so it must obey the same [L, U] as the
+policies it bounds: word i not before min(L+i-1, J) source words, and out once min(L+i-1+U, J)
+are read. An oracle that skips the upper bound writes later than any policy could and overstates
+the headroom at a given lag.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lsg_edge.policy.words import word_starts
+
+_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "oracle.py"
+
+
+@pytest.fixture(scope="module")
+def oracle_module():
+    spec = importlib.util.spec_from_file_location("lsg_edge_oracle_benchmark", _SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    yield module
+    del sys.modules[spec.name]
+
+
+def _word_read_at(oracle, tokens: list[int], read_at: list[int]) -> list[int]:
+    """Source words read when each written word (by the policy's word starts) began."""
+    starts = word_starts(oracle._pieces(tokens), True)
+    return [read_at[i] for i in np.flatnonzero(starts)]
+
+
+@pytest.mark.parametrize("low, top", [(1, 2), (3, 2)])
+def test_every_word_is_written_inside_the_range(engine, wmt_pairs, oracle_module, low, top):
+    oracle = oracle_module.Oracle(engine, "de", "en")
+    words = wmt_pairs[0][0].split()  # 22 words
+    n_source = len(words)
+    tokens, read_at = oracle.schedule(words, oracle.offline(words), oracle_module.Bounds(low, top))
+    assert len(tokens) == len(read_at)
+    read = _word_read_at(oracle, tokens, read_at)
+    assert len(read) >= n_source // 2
+    for i, j in enumerate(read, start=1):
+        assert j >= min(low + i - 1, n_source), f"word {i} written after {j} source words"
+        assert j <= min(low + i - 1 + top, n_source), f"word {i} written only after {j} source words"
+
+
+def test_without_an_upper_bound_it_writes_the_offline_translation(engine, wmt_pairs, oracle_module):
+    oracle = oracle_module.Oracle(engine, "de", "en")
+    words = wmt_pairs[0][0].split()
+    target = oracle.offline(words)
+    tokens, read_at = oracle.schedule(words, target, oracle_module.Bounds(1, 0))
+    assert tokens == target
+    assert read_at == sorted(read_at)
