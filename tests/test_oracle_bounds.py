@@ -30,6 +30,14 @@ def oracle_module():
     del sys.modules[spec.name]
 
 
+@pytest.fixture(scope="module")
+def sentence(engine, wmt_pairs, oracle_module):
+    """One oracle (it holds a context of its own), a 22-word source and its offline target."""
+    oracle = oracle_module.Oracle(engine, "de", "en")
+    words = wmt_pairs[0][0].split()
+    return oracle, words, oracle.offline(words)
+
+
 def _word_read_at(oracle, tokens: list[int], read_at: list[int]) -> list[int]:
     """Source words read when each written word (by the policy's word starts) began."""
     starts = word_starts(oracle._pieces(tokens), True)
@@ -37,23 +45,20 @@ def _word_read_at(oracle, tokens: list[int], read_at: list[int]) -> list[int]:
 
 
 @pytest.mark.parametrize("low, top", [(1, 2), (3, 2)])
-def test_every_word_is_written_inside_the_range(engine, wmt_pairs, oracle_module, low, top):
-    oracle = oracle_module.Oracle(engine, "de", "en")
-    words = wmt_pairs[0][0].split()  # 22 words
+def test_every_word_is_written_inside_the_range(sentence, oracle_module, low, top):
+    oracle, words, target = sentence
     n_source = len(words)
-    tokens, read_at = oracle.schedule(words, oracle.offline(words), oracle_module.Bounds(low, top))
+    tokens, read_at = oracle.schedule(words, target, oracle_module.Bounds(low, top))
     assert len(tokens) == len(read_at)
     read = _word_read_at(oracle, tokens, read_at)
     assert len(read) >= n_source // 2
     for i, j in enumerate(read, start=1):
-        assert j >= min(low + i - 1, n_source), f"word {i} written after {j} source words"
+        assert j >= min(low + i - 1, n_source), f"word {i} written after only {j} source words"
         assert j <= min(low + i - 1 + top, n_source), f"word {i} written only after {j} source words"
 
 
-def test_without_an_upper_bound_it_writes_the_offline_translation(engine, wmt_pairs, oracle_module):
-    oracle = oracle_module.Oracle(engine, "de", "en")
-    words = wmt_pairs[0][0].split()
-    target = oracle.offline(words)
+def test_without_an_upper_bound_it_writes_the_offline_translation(sentence, oracle_module):
+    oracle, words, target = sentence
     tokens, read_at = oracle.schedule(words, target, oracle_module.Bounds(1, 0))
     assert tokens == target
     assert read_at == sorted(read_at)
