@@ -18,7 +18,7 @@ from ..events import Commit
 from ..text.source import join_words, split_words
 from .instance import Instance, build_instance
 
-__all__ = ["Pair", "TextRun", "read_parallel", "instance_from_commits", "run_text"]
+__all__ = ["Pair", "TextRun", "read_parallel", "instance_from_commits", "translate_line", "run_text"]
 
 
 @dataclass(frozen=True)
@@ -127,6 +127,21 @@ def run_text(
     )
 
 
+def translate_line(session, words: Sequence[str]) -> tuple[list[Commit], list[int]]:
+    """Push one line's `words` through `session` (a TranslationSession) and finish the sentence:
+    its commits, and per commit the source words read when it came (`instance_from_commits`)."""
+    commits: list[Commit] = []
+    reads: list[int] = []
+    for n_read, word in enumerate(words, 1):
+        pushed = session.push(word)
+        commits += pushed
+        reads += [n_read] * len(pushed)
+    finished = session.finish()
+    commits += finished
+    reads += [len(words)] * len(finished)
+    return commits, reads
+
+
 def _translate_pairs(session, pairs, policy: PolicyOptions, progress: bool, label: str | None,
                      first_index: int) -> tuple[list, float]:
     from tqdm import tqdm
@@ -137,15 +152,7 @@ def _translate_pairs(session, pairs, policy: PolicyOptions, progress: bool, labe
     for index, pair in enumerate(bar):
         words = split_words(pair.source)
         started = time.perf_counter()
-        commits: list[Commit] = []
-        reads: list[int] = []
-        for n_read, word in enumerate(words, 1):
-            pushed = session.push(word)
-            commits += pushed
-            reads += [n_read] * len(pushed)
-        finished = session.finish()
-        commits += finished
-        reads += [len(words)] * len(finished)
+        commits, reads = translate_line(session, words)
         wall_s += time.perf_counter() - started
         instances.append(instance_from_commits(first_index + index, words, pair.reference, commits, reads))
     bar.close()
