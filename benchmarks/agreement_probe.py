@@ -87,11 +87,13 @@ class AgreementLsgPolicy(strategies.LsgPolicy):
     def decide(self, view):
         earlier = [n for n in self._hypotheses if n < view.n_read]
         self._previous = self._hypotheses[max(earlier)] if earlier else None
+        # LsgPolicy.decide builds its run by the module's name `LeadingRun`: swapped for this call only.
+        original, strategies.LeadingRun = strategies.LeadingRun, AgreeingRun
         AgreeingRun.policy = self
         try:
             decision = super().decide(view)
         finally:
-            AgreeingRun.policy = None
+            strategies.LeadingRun, AgreeingRun.policy = original, None
         draft = view.last_draft
         if draft is not None and draft.tokens:
             self._hypotheses[view.n_read] = self._committed + list(draft.tokens)
@@ -101,7 +103,6 @@ class AgreementLsgPolicy(strategies.LsgPolicy):
 
 
 def run(args: argparse.Namespace) -> None:
-    strategies.LeadingRun = AgreeingRun  # LsgPolicy.decide builds its run by this name
     pairs = read_parallel(args.source, args.reference)[args.first - 1 : args.first - 1 + args.limit]
     low, top = (int(x) for x in args.bounds.split("/"))
     shared = SharedRows()
