@@ -26,6 +26,7 @@ import json
 import sys
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -62,8 +63,8 @@ class AgreeingRun(strategies.LeadingRun):
 
 
 class AgreementLsgPolicy(strategies.LsgPolicy):
-    """LSG plus the agreement test; remembers, per source word read, the committed tokens followed
-    by the last draft made then."""
+    """LSG plus the agreement test; remembers the committed tokens followed by the last draft, and
+    the source words read when it was made."""
 
     def __init__(self, options: PolicyOptions, floor: float) -> None:
         super().__init__(options)
@@ -73,8 +74,8 @@ class AgreementLsgPolicy(strategies.LsgPolicy):
 
     def reset(self) -> None:
         self._committed: list[int] = []
-        self._hypotheses: dict[int, list[int]] = {}  # n_read -> committed + draft at that read
-        self._previous: list[int] | None = None
+        self._latest: tuple[int, list[int]] | None = None  # (n_read, committed + draft) of the last draft
+        self._previous: list[int] | None = None  # the latest such sequence made before the last read
 
     def agrees(self, draft_head: list[int]) -> bool:
         """Whether the hypothesis made before the last read began with the committed tokens and
@@ -85,8 +86,8 @@ class AgreementLsgPolicy(strategies.LsgPolicy):
         return self._previous[: len(sequence)] == sequence
 
     def decide(self, view):
-        earlier = [n for n in self._hypotheses if n < view.n_read]
-        self._previous = self._hypotheses[max(earlier)] if earlier else None
+        if self._latest is not None and self._latest[0] < view.n_read:
+            self._previous = self._latest[1]
         # LsgPolicy.decide builds its run by the module's name `LeadingRun`: swapped for this call only.
         original, strategies.LeadingRun = strategies.LeadingRun, AgreeingRun
         AgreeingRun.policy = self
@@ -96,10 +97,20 @@ class AgreementLsgPolicy(strategies.LsgPolicy):
             strategies.LeadingRun, AgreeingRun.policy = original, None
         draft = view.last_draft
         if draft is not None and draft.tokens:
-            self._hypotheses[view.n_read] = self._committed + list(draft.tokens)
+            self._latest = (view.n_read, self._committed + list(draft.tokens))
         if isinstance(decision, strategies.Write):
             self._committed += list(draft.tokens[: decision.n_tokens])
         return decision
+
+
+@dataclass
+class _Variant:
+    """One floor's session and what it has produced so far."""
+
+    session: object  # a TranslationSession running an AgreementLsgPolicy
+    policy: AgreementLsgPolicy
+    instances: list = field(default_factory=list)
+    cpu_s: float = 0.0
 
 
 def run(args: argparse.Namespace) -> None:
@@ -116,27 +127,27 @@ def run(args: argparse.Namespace) -> None:
             policy = AgreementLsgPolicy(options, floor)
             session._policy = policy  # the probe's strategy in place of the one the options name
             variants[f"lsg-agree-L{low}-U{top}-delta-{args.delta:g}-alpha-{args.alpha:g}-floor-{floor:g}"] = (
-                session, policy, [], [0.0])
+                _Variant(session, policy))
         for n, pair in enumerate(pairs):
             words = split_words(pair.source)
             shared.clear()
-            for label, (session, policy, instances, cpu) in variants.items():
+            for label, v in variants.items():
                 started = time.process_time()
-                commits, reads = translate_line(session, words)
-                cpu[0] += time.process_time() - started
-                instances.append(instance_from_commits(args.first - 1 + n, words, pair.reference, commits, reads))
+                commits, reads = translate_line(v.session, words)
+                v.cpu_s += time.process_time() - started
+                v.instances.append(instance_from_commits(args.first - 1 + n, words, pair.reference, commits, reads))
                 folder = args.output / label
                 folder.mkdir(parents=True, exist_ok=True)
-                write_instances(folder / "instances.log", instances)
-                (folder / "counts.json").write_text(json.dumps({**policy.counts, "cpu_s_per_sentence": cpu[0] / (n + 1)}))
+                write_instances(folder / "instances.log", v.instances)
+                (folder / "counts.json").write_text(json.dumps({**v.policy.counts, "cpu_s_per_sentence": v.cpu_s / (n + 1)}))
             print(f"\r{n + 1}/{len(pairs)} sentences", end="", file=sys.stderr, flush=True)
         print(file=sys.stderr)
-        for label, (session, policy, instances, cpu) in variants.items():
-            bleu = quality_scores(instances, ("BLEU",))["BLEU"]
-            lag = latency_scores(instances, computation_aware=False)["AL"]
-            print(f"{label}: {len(instances)} sentences, BLEU {bleu:.2f} @ AL {lag:.2f}, tokens passed by "
-                  f"{dict(policy.counts)}, {cpu[0] / len(instances):.1f} CPU s a sentence")
-            session.close()
+        for label, v in variants.items():
+            bleu = quality_scores(v.instances, ("BLEU",))["BLEU"]
+            lag = latency_scores(v.instances, computation_aware=False)["AL"]
+            print(f"{label}: {len(v.instances)} sentences, BLEU {bleu:.2f} @ AL {lag:.2f}, tokens passed by "
+                  f"{dict(v.policy.counts)}, {v.cpu_s / len(v.instances):.1f} CPU s a sentence")
+            v.session.close()
 
 
 def main() -> None:
