@@ -45,10 +45,12 @@ from lsg_edge.text.source import split_words
 class AgreeingRun(strategies.LeadingRun):
     """LSG's leading run, with the agreement test between the confidence and the KL tests."""
 
-    policy: "AgreementLsgPolicy | None" = None  # the policy deciding now (set around each decide)
+    def __init__(self, policy: "AgreementLsgPolicy", *args) -> None:
+        super().__init__(*args)
+        self.policy = policy
 
     def _passes(self, tokens: list[int], k: int, row: np.ndarray) -> bool:
-        policy = AgreeingRun.policy
+        policy = self.policy
         confidence = row_stats(row).max_probability
         if confidence > self._options.alpha:
             policy.counts["confidence"] += 1
@@ -85,16 +87,13 @@ class AgreementLsgPolicy(strategies.LsgPolicy):
         sequence = self._committed + draft_head
         return self._previous[: len(sequence)] == sequence
 
+    def _leading_run(self, view, allowed: int, required: int) -> AgreeingRun:
+        return AgreeingRun(self, view, self.options, allowed, required)
+
     def decide(self, view):
         if self._latest is not None and self._latest[0] < view.n_read:
             self._previous = self._latest[1]
-        # LsgPolicy.decide builds its run by the module's name `LeadingRun`: swapped for this call only.
-        original, strategies.LeadingRun = strategies.LeadingRun, AgreeingRun
-        AgreeingRun.policy = self
-        try:
-            decision = super().decide(view)
-        finally:
-            strategies.LeadingRun, AgreeingRun.policy = original, None
+        decision = super().decide(view)
         draft = view.last_draft
         if draft is not None and draft.tokens:
             self._latest = (view.n_read, self._committed + list(draft.tokens))

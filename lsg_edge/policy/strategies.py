@@ -48,7 +48,7 @@ class LsgPolicy(Policy):
         if allowed == 0:
             return Read()
         required = words_required(n_read, view.n_committed_words, o.low_bound, o.top_bound)
-        run = LeadingRun(view, o, allowed, required)
+        run = self._leading_run(view, allowed, required)
         draft = view.draft(max_words=allowed, should_stop=run.complete)
         if not draft.tokens:
             return Read()
@@ -64,6 +64,10 @@ class LsgPolicy(Policy):
             # A due word longer than the whole draft: write what there is rather than stall.
             cut = len(draft.tokens)
         return _write_or_read(cut, run.cause(cut))
+
+    def _leading_run(self, view: DecisionView, allowed: int, required: int) -> "LeadingRun":
+        """The write test over the growing draft; probes in `benchmarks/` substitute their own."""
+        return LeadingRun(view, self.options, allowed, required)
 
 
 class LeadingRun:
