@@ -45,6 +45,7 @@ from lsg_edge.evaluation.shared_rows import SharedRows, sharing_pool
 from lsg_edge.evaluation.text_run import instance_from_commits, read_parallel, translate_line
 from lsg_edge.policy import strategies
 from lsg_edge.policy.bounds import words_allowed
+from lsg_edge.policy.drafting import greedy_draft, word_limit
 from lsg_edge.policy.decision import log_softmax
 from lsg_edge.policy.options import PolicyOptions
 from lsg_edge.policy.words import word_starts
@@ -55,6 +56,9 @@ from oracle import Oracle  # noqa: E402  (a sibling benchmark script)
 
 # Raw quantities recorded per draft token; `design` turns them into the regression's inputs.
 RAW = ("log_confidence", "margin", "entropy", "kl", "base_log_prob", "base_agrees", "lag", "starts_word")
+# The same draft token seen from an anticipated source: the words read, then the next words the
+# model itself expects (`Anticipation`).
+FUTURE = ("future_agrees", "future_log_prob", "future_kl")
 MAX_LAG = 6  # lags from here on share one indicator
 
 
@@ -78,20 +82,56 @@ def token_features(cur_row: np.ndarray, base_row: np.ndarray | None, lag: int, s
                      float(starts_word)], dtype=np.float64)
 
 
+def future_features(cur_row: np.ndarray, future_row: np.ndarray) -> np.ndarray:
+    """`FUTURE` of one draft position: whether P_future chooses P_cur's token, its log-probability
+    there, and KL(P_cur ‖ P_future)."""
+    logp = log_softmax(cur_row[None, :])[0]
+    logf = log_softmax(future_row[None, :])[0]
+    best = int(np.argmax(logp))
+    p = np.exp(logp)
+    with np.errstate(invalid="ignore"):
+        kl = float(max(np.where(p > 0, p * (logp - logf), 0.0).sum(), 0.0))
+    return np.array([float(np.argmax(logf) == best), float(logf[best]), kl])
+
+
+class Anticipation:
+    """The next source words the model expects: the prompt up to the end of the source read so
+    far, continued greedily (inside the source, before the prompt's tail)."""
+
+    def __init__(self, engine: TranslationEngine, prompt, n_words: int) -> None:
+        self.vocab = engine.model.vocab
+        self.prompt = prompt
+        self.n_words = n_words
+        self.context = engine.model.new_context()
+
+    def words(self, words_read: list[str]) -> list[str]:
+        head = list(self.vocab.tokenize(self.prompt._head + join_words(words_read), add_bos=self.prompt._add_bos))
+        stops_word = lambda token: self.vocab.piece(token)[:1].isspace()  # noqa: E731
+        has_enough = word_limit(stops_word, self.n_words)
+        draft = greedy_draft(self.context, head, 4 * self.n_words + 4, self.prompt.is_stop,
+                             should_stop=lambda tokens, row: has_enough(tokens))
+        text = b"".join(self.vocab.piece(t) for t in draft.tokens).decode("utf-8", "replace")
+        return text.split()[: self.n_words]
+
+
 def design(raw: np.ndarray, columns: str = "all") -> np.ndarray:
     """Regression inputs from raw quantities [n, len(RAW)]: a constant, then per `columns`
     ("confidence", "lsg": LSG's quantities, "all": with lag indicators and their product with the
-    confidence)."""
+    confidence; "future", "all+future": confidence or "all" with the anticipated source's view,
+    which needs raw rows of `RAW` + `FUTURE`)."""
     raw = np.atleast_2d(raw)
-    c, margin, entropy, kl, base_lp, agrees, lag, starts = raw.T
+    c, margin, entropy, kl, base_lp, agrees, lag, starts = raw[:, : len(RAW)].T
     parts = [np.ones(len(raw)), c]
-    if columns in ("lsg", "all"):
+    if columns in ("lsg", "all", "all+future"):
         parts += [margin, entropy, np.log1p(kl), np.maximum(base_lp, -20.0), agrees, starts]
-    if columns == "all":
+    if columns in ("all", "all+future"):
         lags = np.clip(lag, 1, MAX_LAG)
         for value in range(2, MAX_LAG + 1):
             indicator = (lags == value).astype(float)
             parts += [indicator, indicator * c]
+    if columns in ("future", "all+future"):
+        future_agrees, future_lp, future_kl = raw[:, len(RAW) :].T
+        parts += [future_agrees, np.maximum(future_lp, -20.0), np.log1p(future_kl)]
     return np.stack(parts, axis=1)
 
 
@@ -137,6 +177,8 @@ def collect(args: argparse.Namespace) -> None:
     with TranslationEngine.load(args.manifest, n_threads=args.threads) as engine:
         oracle = Oracle(engine, args.src, args.tgt)
         base_context = engine.model.new_context()
+        anticipation = Anticipation(engine, oracle.prompt, args.anticipate) if args.anticipate else None
+        future_context = engine.model.new_context() if anticipation else None
         for n, pair in enumerate(pairs):
             words = split_words(pair.source)
             target = oracle.offline(words)
@@ -165,10 +207,19 @@ def collect(args: argparse.Namespace) -> None:
                     base_first = len(base_prefix) - 1
                     base = base_context.logits_at(base_prefix + rest[:n_tested],
                                                   range(base_first, base_first + n_tested))
+                future = None
+                if anticipation is not None:
+                    future_prefix = oracle._prefix(words[:j] + anticipation.words(words[:j])) + written
+                    future_first = len(future_prefix) - 1
+                    future = future_context.logits_at(future_prefix + rest[:n_tested],
+                                                      range(future_first, future_first + n_tested))
                 word_index = np.cumsum(starts[: end + 1]) - 1  # 0-based word of each token
                 for k in range(n_tested):
                     lag = j - n_written - int(word_index[k])
-                    rows.append(token_features(cur[k], None if base is None else base[k], lag, bool(starts[k])))
+                    features = token_features(cur[k], None if base is None else base[k], lag, bool(starts[k]))
+                    if future is not None:
+                        features = np.concatenate([features, future_features(cur[k], future[k])])
+                    rows.append(features)
                     labels.append(int(guesses[k] == rest[k]))
                     sentence_ids.append(args.first - 1 + n)
                 # Write the whole words that match (and end where the model ends them), as the oracle does.
@@ -183,7 +234,8 @@ def collect(args: argparse.Namespace) -> None:
                     n_match = w + 1
                 written += rest[: bounds[n_match]]
                 n_written += n_match
-            np.savez(args.output, raw=np.array(rows), label=np.array(labels), sentence=np.array(sentence_ids))
+            np.savez(args.output, raw=np.array(rows), label=np.array(labels), sentence=np.array(sentence_ids),
+                     anticipate=args.anticipate)
             print(f"\r{n + 1}/{len(pairs)} sentences, {len(labels)} tokens", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     y = np.array(labels)
@@ -196,12 +248,16 @@ def collect(args: argparse.Namespace) -> None:
 
 def fit(args: argparse.Namespace) -> None:
     parts = [np.load(path) for path in args.files]
+    widths = {p["raw"].shape[1] for p in parts}
+    if len(widths) > 1:  # some files hold the anticipated view, some not: fit on what all hold
+        parts = [{**p, "raw": p["raw"][:, : len(RAW)]} for p in parts]
     raw = np.concatenate([p["raw"] for p in parts])
     label = np.concatenate([p["label"] for p in parts]).astype(float)
     sentence = np.concatenate([p["sentence"] for p in parts])
     fold = sentence % 2
     print(f"{len(label)} tokens of {len(np.unique(sentence))} sentences, {label.mean():.1%} labelled 1")
-    for columns in ("confidence", "lsg", "all"):
+    input_sets = ("confidence", "lsg", "all") + (("future", "all+future") if raw.shape[1] > len(RAW) else ())
+    for columns in input_sets:
         x = design(raw, columns)
         held_out = np.empty(len(label))
         for f in (0, 1):
@@ -214,7 +270,10 @@ def fit(args: argparse.Namespace) -> None:
         if at.any():
             print(f"lag {value}{'+' if value == MAX_LAG else ''}: {at.sum()} tokens, {label[at].mean():.1%} match")
     weights = fit_logistic(design(raw, args.columns), label, args.l2)
-    args.output.write_text(json.dumps({"columns": args.columns, "weights": weights.tolist()}, indent=1))
+    fitted = {"columns": args.columns, "weights": weights.tolist()}
+    if "future" in args.columns:
+        fitted["anticipate"] = args.anticipate
+    args.output.write_text(json.dumps(fitted, indent=1))
     print(f"weights ({args.columns}) → {args.output}")
 
 
@@ -237,12 +296,37 @@ class LearnedTest:
         return passed
 
 
+class FutureView:
+    """P_future for a session's draft: the source read so far plus the words the model expects
+    next, then the committed target and the draft. Reaches into the session (a probe's licence)
+    for the words read and the committed tokens. Anticipated words are kept per source prefix, so
+    the variants of one run, which read the same prefixes, continue each prefix once."""
+
+    def __init__(self, engine: TranslationEngine, anticipation: Anticipation, context) -> None:
+        self.engine = engine
+        self.anticipation = anticipation
+        self.context = context
+        self._anticipated: dict[tuple[str, ...], list[str]] = {}
+
+    def clear(self) -> None:
+        self._anticipated.clear()
+
+    def row(self, view, tokens: list[int], k: int) -> np.ndarray:
+        session = view._session
+        words = list(session._sentence.words)
+        key = tuple(words)
+        if key not in self._anticipated:
+            self._anticipated[key] = self.anticipation.words(words)
+        prefix = session._prompt.prefix_tokens(join_words(words + self._anticipated[key])) + list(session._sentence.target)
+        return self.context.logits_at(prefix + tokens[:k], [len(prefix) - 1 + k])[0]
+
+
 class LearnedRun(strategies.LeadingRun):
     """LSG's leading run with the learned test in place of the confidence and KL tests."""
 
-    def __init__(self, test: LearnedTest, *args) -> None:
+    def __init__(self, policy: "LearnedLsgPolicy", *args) -> None:
         super().__init__(*args)
-        self.test = test
+        self.policy = policy
 
     def _passes(self, tokens: list[int], k: int, row: np.ndarray) -> bool:
         view = self._view
@@ -250,16 +334,19 @@ class LearnedRun(strategies.LeadingRun):
         word_index = int(sum(self._starts[1 : k + 1]))
         lag = view.n_read - view.n_committed_words - word_index
         raw = token_features(row, None if base is None else base[0], lag, bool(self._starts[k]))
-        return self.test.passes(raw)
+        if self.policy.future is not None:
+            raw = np.concatenate([raw, future_features(row, self.policy.future.row(view, tokens, k))])
+        return self.policy.test.passes(raw)
 
 
 class LearnedLsgPolicy(strategies.LsgPolicy):
-    def __init__(self, options: PolicyOptions, test: LearnedTest) -> None:
+    def __init__(self, options: PolicyOptions, test: LearnedTest, future: FutureView | None = None) -> None:
         super().__init__(options)
         self.test = test
+        self.future = future
 
     def _leading_run(self, view, allowed: int, required: int) -> LearnedRun:
-        return LearnedRun(self.test, view, self.options, allowed, required)
+        return LearnedRun(self, view, self.options, allowed, required)
 
 
 def run(args: argparse.Namespace) -> None:
@@ -270,15 +357,21 @@ def run(args: argparse.Namespace) -> None:
     with TranslationEngine.load(args.manifest, n_threads=args.threads, max_contexts=len(args.threshold)) as engine:
         engine.pool = sharing_pool(engine, shared, len(args.threshold))
         options = engine.policy_options(args.src, args.tgt, low_bound=low, top_bound=top)
+        future = None
+        if "future" in fitted["columns"]:
+            anticipation = Anticipation(engine, engine.prompt(args.src, args.tgt), fitted["anticipate"])
+            future = FutureView(engine, anticipation, shared.wrap(engine.model.new_context()))
         variants = {}
         for threshold in args.threshold:
             test = LearnedTest(fitted["columns"], np.array(fitted["weights"]), threshold)
             session = engine.create_session(args.src, args.tgt, policy=options)
-            session._policy = LearnedLsgPolicy(options, test)  # the probe's strategy in place of the named one
+            session._policy = LearnedLsgPolicy(options, test, future)  # the probe's strategy in place of the named one
             variants[f"lsg-learned-L{low}-U{top}-p-{threshold:g}"] = (session, test, [], [0.0])
         for n, pair in enumerate(pairs):
             words = split_words(pair.source)
             shared.clear()
+            if future is not None:
+                future.clear()
             for label, (session, test, instances, cpu) in variants.items():
                 started = time.process_time()
                 commits, reads = translate_line(session, words)
@@ -312,14 +405,19 @@ def main() -> None:
         sub.add_argument("--limit", type=int, default=50)
         sub.add_argument("--threads", type=int, default=1)
         sub.add_argument("--output", type=Path, required=True)
+    commands.choices["collect"].add_argument(
+        "--anticipate", type=int, default=0, metavar="N",
+        help="also record each token's view from the source plus the N words the model expects next")
     run_parser = commands.choices["run"]
     run_parser.add_argument("--weights", type=Path, required=True, help="what `fit` wrote")
     run_parser.add_argument("--bounds", default="1/6", help="L/U of the range constraint")
     run_parser.add_argument("--threshold", type=float, action="append", help="probability to pass (repeatable)")
     fit_parser = commands.add_parser("fit")
     fit_parser.add_argument("files", type=Path, nargs="+", help="what `collect` wrote")
-    fit_parser.add_argument("--columns", default="all", choices=("confidence", "lsg", "all"))
+    fit_parser.add_argument("--columns", default="all", choices=("confidence", "lsg", "all", "future", "all+future"))
     fit_parser.add_argument("--l2", type=float, default=1.0)
+    fit_parser.add_argument("--anticipate", type=int, default=3, metavar="N",
+                            help="the N the rows were collected with (for the future input sets)")
     fit_parser.add_argument("--output", type=Path, required=True)
     args = parser.parse_args()
     if args.command == "fit":

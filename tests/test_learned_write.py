@@ -73,10 +73,10 @@ def _translate(engine, words, options, policy=None):
     return [(c.text, n) for c, n in zip(commits, reads)]
 
 
-def _constant_test(probe, bias: float):
-    weights = np.zeros(probe.design(np.zeros(len(probe.RAW)), "all").shape[1])
+def _constant_test(probe, bias: float, columns: str = "all"):
+    weights = np.zeros(probe.design(np.zeros(len(probe.RAW) + len(probe.FUTURE)), columns).shape[1])
     weights[0] = bias
-    return probe.LearnedTest("all", weights, threshold=0.5)
+    return probe.LearnedTest(columns, weights, threshold=0.5)
 
 
 @pytest.mark.parametrize("bias, lsg", [(50.0, dict(alpha=0.0, delta=9.0)), (-50.0, dict(alpha=1.0, delta=1e9))])
@@ -88,6 +88,19 @@ def test_a_test_that_always_or_never_passes_commits_what_lsg_does_at_its_extreme
     assert _translate(engine, words, options, probe.LearnedLsgPolicy(options, test)) == plain
     assert test.counts["passed" if bias > 0 else "failed"] > 0
     assert test.counts["failed" if bias > 0 else "passed"] == 0
+
+
+def test_the_anticipated_source_is_read_without_changing_what_the_test_decides(engine, probe, wmt_pairs):
+    words = wmt_pairs[2][0].split()
+    plain = _translate(engine, words, PolicyOptions(**_BOUNDS, alpha=0.0, delta=9.0))
+    options = PolicyOptions(**_BOUNDS)
+    anticipation = probe.Anticipation(engine, engine.prompt("de", "en"), n_words=2)
+    future = probe.FutureView(engine, anticipation, engine.model.new_context())
+    test = _constant_test(probe, 50.0, "all+future")
+    assert _translate(engine, words, options, probe.LearnedLsgPolicy(options, test, future)) == plain
+    anticipated = list(future._anticipated.items())
+    assert anticipated and all(len(expected) <= 2 for _, expected in anticipated)
+    assert any(expected for _, expected in anticipated)  # the model does expect words after a prefix
 
 
 def test_fit_writes_weights_that_run_reads(probe, tmp_path):
