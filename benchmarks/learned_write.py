@@ -257,13 +257,29 @@ def fit(args: argparse.Namespace) -> None:
     fold = sentence % 2
     print(f"{len(label)} tokens of {len(np.unique(sentence))} sentences, {label.mean():.1%} labelled 1")
     input_sets = ("confidence", "lsg", "all") + (("future", "all+future") if raw.shape[1] > len(RAW) else ())
+    scores = {}
     for columns in input_sets:
         x = design(raw, columns)
         held_out = np.empty(len(label))
         for f in (0, 1):
             w = fit_logistic(x[fold != f], label[fold != f], args.l2)
             held_out[fold == f] = x[fold == f] @ w
-        print(f"{columns:>10}: held-out AUC {auc(held_out, label):.4f}")
+        scores[columns] = held_out
+    # The AUC's difference from confidence alone, with a bootstrap over sentences (tokens of one
+    # sentence are not independent draws).
+    rng = np.random.default_rng(0)
+    ids, members = np.unique(sentence, return_inverse=True)
+    by_sentence = [np.flatnonzero(members == i) for i in range(len(ids))]
+    resamples = [np.concatenate([by_sentence[i] for i in rng.integers(0, len(ids), len(ids))])
+                 for _ in range(args.resamples)]
+    for columns, held_out in scores.items():
+        line = f"{columns:>10}: held-out AUC {auc(held_out, label):.4f}"
+        if columns != "confidence":
+            gains = np.array([auc(held_out[r], label[r]) - auc(scores["confidence"][r], label[r]) for r in resamples])
+            low, high = np.percentile(gains, [2.5, 97.5])
+            line += (f"; against confidence alone {auc(held_out, label) - auc(scores['confidence'], label):+.4f} "
+                     f"(95 % over sentences {low:+.4f} … {high:+.4f})")
+        print(line)
     lag = np.clip(raw[:, RAW.index("lag")], 1, MAX_LAG)
     for value in range(1, MAX_LAG + 1):
         at = lag == value
@@ -416,6 +432,7 @@ def main() -> None:
     fit_parser.add_argument("files", type=Path, nargs="+", help="what `collect` wrote")
     fit_parser.add_argument("--columns", default="all", choices=("confidence", "lsg", "all", "future", "all+future"))
     fit_parser.add_argument("--l2", type=float, default=1.0)
+    fit_parser.add_argument("--resamples", type=int, default=300, help="bootstrap resamples of the AUC differences")
     fit_parser.add_argument("--anticipate", type=int, default=3, metavar="N",
                             help="the N the rows were collected with (for the future input sets)")
     fit_parser.add_argument("--output", type=Path, required=True)
