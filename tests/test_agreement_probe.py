@@ -6,27 +6,18 @@ commit exactly what LSG commits; with it on, the extra test must actually pass t
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
 from lsg_edge.evaluation.text_run import translate_line
 from lsg_edge.policy.options import PolicyOptions
+from tests.helpers.benchmark_scripts import load_benchmark
 
-_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "agreement_probe.py"
 _OPTIONS = PolicyOptions(name="lsg", low_bound=1, top_bound=6, delta=9.0, alpha=0.6)
 
 
 @pytest.fixture(scope="module")
 def probe():
-    spec = importlib.util.spec_from_file_location("lsg_edge_agreement_probe", _SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules[spec.name]
+    yield from load_benchmark("agreement_probe")
 
 
 def _translate(engine, words, policy=None):

@@ -9,29 +9,22 @@ of its tests pass (forced words only).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from lsg_edge.evaluation.text_run import translate_line
 from lsg_edge.policy.options import PolicyOptions
+from tests.helpers.benchmark_scripts import load_benchmark
 
-_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "learned_write.py"
 _BOUNDS = dict(name="lsg", low_bound=1, top_bound=4)
 
 
 @pytest.fixture(scope="module")
 def probe():
-    spec = importlib.util.spec_from_file_location("lsg_edge_learned_write", _SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules[spec.name]
+    yield from load_benchmark("learned_write")
 
 
 def test_auc_counts_ordered_pairs_and_half_of_ties(probe):

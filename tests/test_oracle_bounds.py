@@ -8,26 +8,16 @@ the headroom at a given lag.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from lsg_edge.policy.words import word_starts
-
-_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "oracle.py"
+from tests.helpers.benchmark_scripts import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def oracle_module():
-    spec = importlib.util.spec_from_file_location("lsg_edge_oracle_benchmark", _SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules[spec.name]
+    yield from load_benchmark("oracle")
 
 
 @pytest.fixture(scope="module")
