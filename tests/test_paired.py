@@ -87,6 +87,8 @@ def test_bleu_scores_are_sacrebleus_and_a_real_gain_is_significant(wmt_pairs: li
     assert result.score_b == pytest.approx(sacrebleu.corpus_bleu(better, [references]).score, abs=1e-9)
     assert result.difference > 10.0
     assert result.p_value < 0.05
+    assert 0.0 < result.interval[0] < result.difference < result.interval[1]
+    assert 0.0 < result.standard_error < result.difference / 1.96
     assert paired_bleu(references, worse, list(worse)).p_value == 1.0
 
 
@@ -98,6 +100,8 @@ def test_bootstrap_p_value_on_planted_statistics() -> None:
     assert result.difference == pytest.approx(-10.0)
     # |δ* − δ| = 0 < |δ| on every resample
     assert result.p_value == pytest.approx(1.0 / 100.0)
+    assert result.standard_error == pytest.approx(0.0, abs=1e-12)
+    assert result.interval == pytest.approx((-10.0, -10.0))
 
 
 def _instances(texts: list[str], references: list[str]) -> list[Instance]:
@@ -128,6 +132,8 @@ def test_compare_cli_reports_and_refuses_mismatched_runs(tmp_path: Path, transcr
                          capture_output=True, text=True, check=True)
     record = json.loads(out.stdout)
     assert record["metric"] == "WER" and record["n_items"] == 25 and record["p_value"] < 0.05
+    low, high = record["interval"]
+    assert low <= record["difference"] <= high < 0.0  # B, the true transcripts, has fewer errors: the interval lies below zero
     bad = subprocess.run(command + ["compare", str(run_a), str(run_c)], capture_output=True, text=True)
     assert bad.returncode != 0
     assert bad.stderr.strip().count("\n") == 0 and "different references" in bad.stderr

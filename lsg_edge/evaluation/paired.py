@@ -12,6 +12,10 @@ differences δ*_b scatter around the observed difference δ; shifted to mean zer
 chance alone moves a difference, so p = (1 + #{b : |δ*_b − δ| ≥ |δ|}) / (1 + n_resamples)
 (Efron & Tibshirani 1993, ch. 16). Identical systems give p = 1. (sacrebleu's own `paired_bs`
 counts strictly greater deviations, which makes identical systems p = 1/(n+1); we keep ≥.)
+
+The same resamples give the difference's standard error and a 95 % percentile interval. The
+standard error says how big a difference these items can show at all: with the normal
+approximation, p < 0.05 needs an observed |δ| of about 1.96 standard errors.
 """
 
 from __future__ import annotations
@@ -51,13 +55,17 @@ class PairedResult:
     p_value: float  # two-sided; small means the difference is unlikely to be chance
     n_items: int  # items compared (WER: those with a non-empty reference)
     n_resamples: int
+    standard_error: float  # of the difference, over the resamples
+    interval: tuple[float, float]  # 95 % percentile interval of the difference
 
     def significant(self, level: float = 0.05) -> bool:
         return self.p_value < level
 
     def summary(self) -> str:
         verdict = "significant" if self.significant() else "no measurable difference"
-        return (f"{self.metric} A {self.score_a:.2f}  B {self.score_b:.2f}  B-A {self.difference:+.2f}  "
+        low, high = self.interval
+        return (f"{self.metric} A {self.score_a:.2f}  B {self.score_b:.2f}  B-A {self.difference:+.2f} "
+                f"(95 % {low:+.2f} … {high:+.2f}, s.e. {self.standard_error:.2f})  "
                 f"p={self.p_value:.4f} ({verdict} at 0.05; {self.n_items} items, {self.n_resamples} resamples)")
 
 
@@ -92,7 +100,9 @@ def paired_bootstrap(
     # A tolerance so that a zero difference counts as reached by every resample.
     reached = np.abs(deltas - observed) >= abs(observed) - 1e-9
     p_value = (1.0 + float(np.count_nonzero(reached))) / (1.0 + options.n_resamples)
-    return PairedResult(metric, score_a, score_b, observed, p_value, n_items, options.n_resamples)
+    low, high = (float(x) for x in np.percentile(deltas, [2.5, 97.5]))
+    return PairedResult(metric, score_a, score_b, observed, p_value, n_items, options.n_resamples,
+                        float(np.std(deltas)), (low, high))
 
 
 def _wer_percent(sums: np.ndarray) -> np.ndarray:
