@@ -132,8 +132,9 @@ def test_compare_cli_reports_and_refuses_mismatched_runs(tmp_path: Path, transcr
                          capture_output=True, text=True, check=True)
     record = json.loads(out.stdout)
     assert record["metric"] == "WER" and record["n_items"] == 25 and record["p_value"] < 0.05
+    # B, the true transcripts, has fewer errors: the whole interval lies below zero.
     low, high = record["interval"]
-    assert low <= record["difference"] <= high < 0.0  # B, the true transcripts, has fewer errors: the interval lies below zero
+    assert low <= record["difference"] <= high < 0.0
     bad = subprocess.run(command + ["compare", str(run_a), str(run_c)], capture_output=True, text=True)
     assert bad.returncode != 0
     assert bad.stderr.strip().count("\n") == 0 and "different references" in bad.stderr
