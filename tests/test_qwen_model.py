@@ -90,6 +90,23 @@ def test_it_translates_a_sentence_simultaneously(qwen_engine) -> None:
     assert any(c.source_read < len(source.split()) for c in commits), commits
 
 
+def test_a_partial_sentence_gets_a_translation_not_a_lead_in(qwen_engine, wmt_pairs) -> None:
+    # Dev 329, read three words ahead: with the reply left for the model to open, it began
+    # "Sure, I can translate that German text to English for you. The translation is" and its
+    # line break ended the sentence there. The reply now opens with "English:".
+    from lsg_edge.policy.options import PolicyOptions
+
+    prompt = qwen_engine.prompt("de", "en")
+    vocab = qwen_engine.model.vocab
+    text = b"".join(vocab.piece(t) for t in prompt.prefix_tokens("Guten Tag")).decode()
+    assert "German: Guten Tag" in text and text.endswith("assistant\nEnglish:"), text[-80:]
+    session = qwen_engine.create_session("de", "en", policy=PolicyOptions(name="wait-k", k=3))
+    source = wmt_pairs[328][0]
+    commits = [c for word in source.split() for c in session.push(word)] + list(session.finish())
+    text = " ".join(c.text for c in commits)
+    assert "translat" not in text.lower() and "love" in text.lower(), text
+
+
 def test_cli_translate_with_the_manifest(qwen_engine) -> None:
     # The CLI finds the assembled file in the cache the fixture filled (no second assembly).
     result = subprocess.run(

@@ -7,8 +7,9 @@ built from `models/few_shot.toml`:
 
 Models LoRA-tuned for translation by lsg-edge get a one-line instruction (`instruction_prompt`).
 Instruct models get their own chat template (the GGUF's `tokenizer.chat_template`, rendered with
-Jinja) around a one-line instruction. In both styles the target follows the prefix directly, so a
-context's token list is always `prefix_tokens(source) + committed target tokens`.
+Jinja) around a one-line instruction, and their reply starts with the target language's label. In
+every style the target follows the prefix directly, so a context's token list is always
+`prefix_tokens(source) + committed target tokens`.
 """
 
 from __future__ import annotations
@@ -86,12 +87,18 @@ class TranslationPrompt:
         elif style == "chat":
             if not chat_template:
                 raise ModelError("prompt style 'chat' needs a model with a chat template (tokenizer.chat_template)")
-            instruction = f"Translate the following {src_name} text into {tgt_name}. Reply with the translation only.\n\n"
+            instruction = (f"Translate the following {src_name} text into {tgt_name}. Reply with the translation "
+                           f"only.\n\n{src_name}: ")
             marker = "\x00SOURCE\x00"
             rendered = _render_chat(chat_template, instruction + marker, bos_text)
             if marker not in rendered:
                 raise ModelError("the model's chat template drops the user message; use --prompt-style few-shot")
-            self._head, self._tail = rendered.split(marker)
+            self._head, reply_start = rendered.split(marker)
+            # The reply opens with the target language's label, as in the other two styles. Left
+            # to open it themselves, instruct models now and then answer a sentence (more often a
+            # partial one) with a lead-in such as "Sure, here's the English translation:" and a
+            # line break, which ends the sentence: its whole translation would be lost.
+            self._tail = f"{reply_start}{tgt_name}:"
             self._add_bos = False  # chat templates write the BOS token themselves
         else:
             raise OptionsError(f"unknown prompt style {style!r}")
