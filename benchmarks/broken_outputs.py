@@ -49,8 +49,8 @@ def sign_test(n_a: int, n_b: int) -> float:
     return min(1.0, 2 * tail)
 
 
-def _broken(run: Path) -> dict[int, str]:
-    return {i.index: reason for i in load_run(run) if (reason := broken_reason(i)) is not None}
+def _broken(instances: list[Instance]) -> dict[int, str]:
+    return {i.index: reason for i in instances if (reason := broken_reason(i)) is not None}
 
 
 def main() -> None:
@@ -59,12 +59,13 @@ def main() -> None:
     parser.add_argument("--pair", type=Path, nargs=2, action="append", default=[], metavar=("A", "B"))
     args = parser.parse_args()
     for run in args.runs:
-        broken = _broken(run)
+        instances = load_run(run)
+        broken = _broken(instances)
         listed = ", ".join(f"{i + 1} ({reason})" for i, reason in sorted(broken.items()))
-        print(f"{run}: {len(broken)} of {len(load_run(run))} broken{': ' + listed if listed else ''}")
+        print(f"{run}: {len(broken)} of {len(instances)} broken{': ' + listed if listed else ''}")
     only_a = only_b = 0
     for a, b in args.pair:
-        broken_a, broken_b = _broken(a), _broken(b)
+        broken_a, broken_b = _broken(load_run(a)), _broken(load_run(b))
         n_a, n_b = len(broken_a.keys() - broken_b.keys()), len(broken_b.keys() - broken_a.keys())
         print(f"{a} | {b}: broken {len(broken_a)} | {len(broken_b)}; only in A {n_a}, only in B {n_b}")
         only_a, only_b = only_a + n_a, only_b + n_b
