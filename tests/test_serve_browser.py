@@ -91,7 +91,9 @@ def test_the_page_captions_a_microphone_as_well_as_the_cli(speech_engine, speech
         try:
             page = browser.new_page(viewport={"width": 900, "height": 400})
             page.goto(f"http://{address}/")
-            assert page.get_attribute("#target", "data-unavailable") == "1"  # no translation model loaded
+            # The page learns from /config, fetched after load, that no translation model is loaded.
+            page.wait_for_selector("#target[data-unavailable='1']", state="attached", timeout=10_000)
+            assert page.is_disabled("#target")
             # Remember whether the dimmed tentative tail ever showed words.
             page.evaluate("""() => {
                 window.sawTentative = false;
