@@ -6,28 +6,16 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from tests.helpers.cli import CLI, one_line_error, run_cli
 from tests.helpers.read_only import can_mount_read_only, run_with_read_only
 from tests.helpers.tiny_models import make_hf_weights, tiny_spec, write_tiny_gguf
 
-CLI = [sys.executable, "-m", "lsg_edge.cli"]
 SENTENCE = "Die Polizei sucht nach Zeugen des Unfalls auf der Autobahn."
-
-
-def run_cli(args, stdin: bytes = b"", timeout=300, **kwargs):
-    return subprocess.run(CLI + [str(a) for a in args], input=stdin, capture_output=True, timeout=timeout, **kwargs)
-
-
-def one_line_error(result) -> str:
-    err = result.stderr.decode()
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
 
 
 def _read_until(process, predicate, timeout_s: float = 120) -> bytes:

@@ -99,6 +99,15 @@ def test_empty_files_and_lines_are_input_errors(tmp_path):
     assert len(read_parallel(tmp_path / "de.txt", tmp_path / "en.txt", limit=1)) == 1
 
 
+def test_bytes_that_are_not_utf8_name_the_file_and_line(tmp_path):
+    (tmp_path / "de.txt").write_bytes(b"eins\r\nzwei\n")
+    (tmp_path / "en.txt").write_bytes(b"one\ntw\xe9\n")  # Latin-1, not UTF-8
+    with pytest.raises(InputError, match=r"--reference .*en.txt: line 2 is not UTF-8 \(byte 0xe9\)"):
+        read_parallel(tmp_path / "de.txt", tmp_path / "en.txt")
+    (tmp_path / "en.txt").write_text("one\u2028still one\ntwo\n")  # only line breaks split lines
+    assert [pair.reference for pair in read_parallel(tmp_path / "de.txt", tmp_path / "en.txt")] == ["one\u2028still one", "two"]
+
+
 # --- sweeps and reports ------------------------------------------------------------------------
 
 

@@ -17,7 +17,7 @@ from lsg_edge.policy.options import PolicyOptions
 from lsg_edge.text.escapes import EscapeStripper, strip_escapes
 from lsg_edge.text.limits import MIN_WINDOW_TOKENS, check_session_limits
 from lsg_edge.text.session import SessionOptions, TranslationSession
-from lsg_edge.text.source import read_words
+from lsg_edge.text.source import InvalidSourceBytes, read_words
 
 CLI = [sys.executable, "-m", "lsg_edge.cli"]
 PUNCTUATION = "... !!! ??? ,,, ;;; ---"
@@ -31,8 +31,7 @@ def _session(policy=PolicyOptions(name="wait-k", k=1), n_ctx_tokens=4096, prompt
     return session, full
 
 
-def _events(text: str, chunks: int = 1):
-    data = text.encode()
+def _pieces(data: bytes, chunks: int):
     size = -(-len(data) // chunks)
 
     class Pieces:  # a stream that delivers `data` in `chunks` reads
@@ -42,7 +41,11 @@ def _events(text: str, chunks: int = 1):
         def read1(self, n: int) -> bytes:  # noqa: ARG002
             return self.parts.pop(0) if self.parts else b""
 
-    return list(read_words(Pieces()))
+    return Pieces()
+
+
+def _events(text: str, chunks: int = 1):
+    return list(read_words(_pieces(text.encode(), chunks)))
 
 
 # --- 5: nothing but punctuation ---------------------------------------------------------------
@@ -115,6 +118,35 @@ def test_a_pushed_word_loses_its_escape_sequences():
     session.push("\x1b[31mroter\x1b[0m")
     session.push("\x1b]0;x\x07")
     assert session.source_words == ["roter"]
+
+
+# --- bytes that are not UTF-8 ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("data, words, offset", [
+    (b"Gr\xc3\xbc\xc3\x9fe dich \xff und mehr", ["Grüße", "dich"], 13),
+    (b"halb\xe2\x82 fertig", ["halb"], 4),  # a character cut short inside a word
+    (b"Hallo \xc3", ["Hallo"], 6),  # the stream ends inside a character
+    (b"\xfe", [], 0),
+])
+def test_invalid_bytes_end_the_stream_after_the_words_before_them(data, words, offset):
+    for chunks in range(1, len(data) + 1):  # wherever the reads split it, even inside a character
+        events = []
+        with pytest.raises(InvalidSourceBytes) as raised:
+            events.extend(read_words(_pieces(data, chunks)))
+        assert [e.word for e in events if e.word is not None] == words, chunks
+        assert events[-1].sentence_end if words else events == [], chunks  # the sentence is finished first
+        assert raised.value.offset == offset, chunks
+        assert f"offset {offset}" in str(raised.value)
+
+
+def test_a_session_translates_up_to_invalid_bytes_and_then_raises():
+    session, _ = _session()
+    commits = []
+    with pytest.raises(InvalidSourceBytes):
+        for commit in session.translate_stream(read_words(_pieces(b"Hallo Welt \xff weiter", 1))):
+            commits.append(commit)
+    assert commits and commits[-1].sentence_end and commits[-1].source_read == 2
 
 
 # --- 6: a context too small for the prompt and one window ------------------------------------

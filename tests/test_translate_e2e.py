@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -14,14 +13,10 @@ import sacrebleu
 
 from lsg_edge import PolicyOptions, SessionOptions
 from lsg_edge.text.source import split_words
+from tests.helpers.cli import CLI, one_line_error, run_cli
 from tests.helpers.interrupt import default_sigint
 
-CLI = [sys.executable, "-m", "lsg_edge.cli"]
 SENTENCE = "Die Polizei sucht nach Zeugen des Unfalls auf der Autobahn."
-
-
-def run_cli(args, stdin: bytes, timeout=300):
-    return subprocess.run(CLI + args, input=stdin, capture_output=True, timeout=timeout)
 
 
 def translate(engine, sentence: str, policy: PolicyOptions):
@@ -111,15 +106,23 @@ def test_cli_streams_before_the_line_ends(default_gguf):
     assert process.returncode == 0
 
 
-def test_cli_invalid_utf8_is_replaced(default_gguf):
-    result = run_cli(["translate", "--stdin"], b"Die Polizei \xff\xfe sucht.\n")
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip()
+def test_cli_invalid_utf8_stops_after_translating_what_came_before(default_gguf):
+    """Bytes that are not UTF-8 are one line and exit 1; the sentence before them is translated
+    and written first, and nothing after them is guessed at."""
+    result = run_cli(["translate", "--stdin", "--policy", "wait-k", "--k", "2"],
+                     b"Guten Morgen.\nDie Polizei \xff\xfe sucht.\n")
+    assert result.returncode == 1
+    message = one_line_error(result)
+    assert "not UTF-8" in message and "offset 26" in message
+    lines = result.stdout.decode().splitlines()
+    assert len(lines) == 2 and all(line.strip() for line in lines)  # "Good morning." and "The police…"
 
 
-def test_cli_empty_input_writes_nothing(default_gguf):
-    result = run_cli(["translate", "--stdin"], b"  \n\n")
-    assert result.returncode == 0 and result.stdout == b""
+@pytest.mark.parametrize("stdin", [b"", b"  \n\n\t"])
+def test_cli_empty_input_is_one_line_and_exit_1(default_gguf, stdin):
+    result = run_cli(["translate", "--stdin"], stdin)
+    assert result.returncode == 1 and result.stdout == b""
+    assert "empty" in one_line_error(result)
 
 
 def test_cli_missing_and_truncated_models_fail_in_one_line(default_gguf, tmp_path):

@@ -46,10 +46,17 @@ class TextRun:
 
 def _read_lines(path: Path, flag: str) -> list[str]:
     try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return [line.rstrip("\r\n") for line in f]
+        data = path.read_bytes()
     except OSError as e:
         raise InputError(f"{flag} {path}: cannot read: {e.strerror}") from e
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise InputError(f"{flag} {path}: line {line} is not UTF-8 (byte 0x{data[e.start]:02x})") from e
+    # Only line breaks split (not str.splitlines's form feeds or U+2028): the files stay aligned.
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return lines[:-1] if lines[-1] == "" else lines
 
 
 def read_parallel(source_path: Path, reference_path: Path, limit: int | None = None) -> list[Pair]:

@@ -1,9 +1,10 @@
 """The source side of text translation: words as they arrive, and where sentences end.
 
 Words are read from a byte stream as soon as they are complete (followed by whitespace), not when
-a line ends, so a person typing sees translation while the sentence is still being typed. Invalid
-UTF-8 is replaced, never fatal; terminal escape sequences are dropped whole (`escapes`), and any
-other control character with them. Scripts written
+a line ends, so a person typing sees translation while the sentence is still being typed. Bytes
+that are not UTF-8 end the stream: the words before them are translated, then `InvalidSourceBytes`
+says where they were (a guess at their meaning would have the model translate noise). Terminal
+escape sequences are dropped whole (`escapes`), and any other control character with them. Scripts written
 without spaces (Chinese, Japanese) are split into characters, which serve as their source "words".
 """
 
@@ -15,10 +16,11 @@ import re
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator
 
+from ..errors import InputError
 from .escapes import EscapeStripper, strip_escapes
 
 __all__ = [
-    "SourceEvent", "read_words", "ends_sentence", "join_words", "split_words", "has_letter_or_digit", "CONTROL_CHARACTERS",
+    "SourceEvent", "InvalidSourceBytes", "read_words", "ends_sentence", "join_words", "split_words", "has_letter_or_digit", "CONTROL_CHARACTERS",
 ]
 
 _READ_SIZE_BYTES = 4096
@@ -41,6 +43,16 @@ class SourceEvent:
 
     word: str | None = None  # a complete source word, or None for a sentence end
     sentence_end: bool = False  # the sentence ended (line break, or sentence-final punctuation)
+
+
+class InvalidSourceBytes(InputError):
+    """The source stream holds bytes that are not UTF-8. Raised once the words before them have
+    been yielded, with a sentence end, so that their translation is complete."""
+
+    def __init__(self, offset: int, byte: int) -> None:
+        done = "the text before it was translated" if offset else "nothing was translated"
+        super().__init__(f"the input is not UTF-8: byte 0x{byte:02x} at offset {offset}; {done}")
+        self.offset = offset
 
 
 def split_words(text: str) -> list[str]:
@@ -109,14 +121,25 @@ def read_words(stream: BinaryIO, split_sentences: bool = True) -> Iterator[Sourc
     A sentence ends at a line break or, if `split_sentences`, after a word that `ends_sentence`.
     Reads whatever bytes are available (no waiting for a full buffer or a newline).
     """
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    decoder = codecs.getincrementaldecoder("utf-8")()
     escapes = EscapeStripper()  # a sequence may span two reads: it is removed whole before words are cut
     fd = stream.fileno() if _has_fileno(stream) else None
     pending = ""  # text after the last whitespace: a word still being typed
     sentence_open = False
+    offset = 0  # bytes of the stream before `chunk`
+    invalid: InvalidSourceBytes | None = None
     while True:
         chunk = os.read(fd, _READ_SIZE_BYTES) if fd is not None else stream.read1(_READ_SIZE_BYTES)  # type: ignore[attr-defined]
-        text = escapes.feed(decoder.decode(chunk, final=not chunk), final=not chunk)
+        held = decoder.getstate()[0]  # bytes of a character split across reads, decoded with `chunk`
+        try:
+            decoded = decoder.decode(chunk, final=not chunk)
+        except UnicodeDecodeError as e:
+            # What came before the bad bytes is the stream's last text; it is finished like an end
+            # of input before the error is raised.
+            invalid = InvalidSourceBytes(offset - len(held) + e.start, e.object[e.start])
+            decoded, chunk = bytes(e.object[: e.start]).decode("utf-8"), b""
+        offset += len(chunk)
+        text = escapes.feed(decoded, final=not chunk)
         text = pending + text
         pending = ""
         if chunk:
@@ -138,6 +161,8 @@ def read_words(stream: BinaryIO, split_sentences: bool = True) -> Iterator[Sourc
         if not chunk:
             if sentence_open:
                 yield SourceEvent(sentence_end=True)
+            if invalid is not None:
+                raise invalid
             return
 
 
