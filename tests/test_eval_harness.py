@@ -104,7 +104,10 @@ def test_bytes_that_are_not_utf8_name_the_file_and_line(tmp_path):
     (tmp_path / "en.txt").write_bytes(b"one\ntw\xe9\n")  # Latin-1, not UTF-8
     with pytest.raises(InputError, match=r"--reference .*en.txt: line 2 is not UTF-8 \(byte 0xe9\)"):
         read_parallel(tmp_path / "de.txt", tmp_path / "en.txt")
-    (tmp_path / "en.txt").write_text("one\u2028still one\ntwo\n")  # only line breaks split lines
+    (tmp_path / "en.txt").write_bytes(b"\xef\xbb\xbfone\n\xfftwo\n")
+    with pytest.raises(InputError, match=r"line 2 is not UTF-8 \(byte 0xff\)"):
+        read_parallel(tmp_path / "de.txt", tmp_path / "en.txt")
+    (tmp_path / "en.txt").write_text("\ufeffone\u2028still one\ntwo\n")  # a byte-order mark; only line breaks split
     assert [pair.reference for pair in read_parallel(tmp_path / "de.txt", tmp_path / "en.txt")] == ["one\u2028still one", "two"]
 
 

@@ -140,6 +140,13 @@ def test_invalid_bytes_end_the_stream_after_the_words_before_them(data, words, o
         assert f"offset {offset}" in str(raised.value)
 
 
+def test_a_byte_order_mark_is_not_part_of_the_first_word():
+    data = "\ufeffGuten Morgen \ufeffda".encode()
+    for chunks in range(1, len(data) + 1):
+        words = [e.word for e in read_words(_pieces(data, chunks)) if e.word is not None]
+        assert words == ["Guten", "Morgen", "\ufeffda"], chunks  # only the stream's first one goes
+
+
 def test_a_session_translates_up_to_invalid_bytes_and_then_raises():
     session, _ = _session()
     commits = []

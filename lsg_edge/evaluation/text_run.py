@@ -50,10 +50,10 @@ def _read_lines(path: Path, flag: str) -> list[str]:
     except OSError as e:
         raise InputError(f"{flag} {path}: cannot read: {e.strerror}") from e
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8-sig")  # a byte-order mark is not part of the first line
     except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        raise InputError(f"{flag} {path}: line {line} is not UTF-8 (byte 0x{data[e.start]:02x})") from e
+        line = e.object.count(b"\n", 0, e.start) + 1  # e.object: the bytes after any byte-order mark
+        raise InputError(f"{flag} {path}: line {line} is not UTF-8 (byte 0x{e.object[e.start]:02x})") from e
     # Only line breaks split (not str.splitlines's form feeds or U+2028): the files stay aligned.
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     return lines[:-1] if lines[-1] == "" else lines

@@ -127,6 +127,7 @@ def read_words(stream: BinaryIO, split_sentences: bool = True) -> Iterator[Sourc
     pending = ""  # text after the last whitespace: a word still being typed
     sentence_open = False
     offset = 0  # bytes of the stream before `chunk`
+    at_start = True  # no text decoded yet
     invalid: InvalidSourceBytes | None = None
     while True:
         chunk = os.read(fd, _READ_SIZE_BYTES) if fd is not None else stream.read1(_READ_SIZE_BYTES)  # type: ignore[attr-defined]
@@ -138,6 +139,10 @@ def read_words(stream: BinaryIO, split_sentences: bool = True) -> Iterator[Sourc
             # of input before the error is raised.
             invalid = InvalidSourceBytes(offset - len(held) + e.start, e.object[e.start])
             decoded, chunk = bytes(e.object[: e.start]).decode("utf-8"), b""
+        if at_start:
+            # A byte-order mark (as Windows editors save UTF-8) is not part of the first word.
+            at_start = not decoded
+            decoded = decoded.removeprefix("\ufeff")
         offset += len(chunk)
         text = escapes.feed(decoded, final=not chunk)
         text = pending + text
