@@ -11,7 +11,7 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import click
 
@@ -124,7 +124,7 @@ def translate(input_file: Path | None, use_stdin: bool, as_json: bool, no_split:
     Words are read as soon as they are typed or piped (no need to wait for the end of a line);
     a sentence ends at a line break or sentence-final punctuation.
     """
-    from .text.source import SourceEvent, read_words
+    from .text.source import read_words
 
     if use_stdin == (input_file is not None):
         raise click.UsageError("give either --stdin or an INPUT_FILE")
@@ -140,22 +140,16 @@ def translate(input_file: Path | None, use_stdin: bool, as_json: bool, no_split:
             stream = open(input_file, "rb")  # noqa: SIM115 - closed below
         except OSError as e:
             raise InputError(f"cannot read {input_file}: {e.strerror}") from e
-    words_read = 0
-
-    def counted(events: Iterator[SourceEvent]) -> Iterator[SourceEvent]:
-        nonlocal words_read
-        for event in events:
-            words_read += event.word is not None
-            yield event
-
+    wrote = False
     try:
-        for commit in session.translate_stream(counted(read_words(stream, split_sentences=not no_split))):
+        for commit in session.translate_stream(read_words(stream, split_sentences=not no_split)):
             writer.write(commit)
+            wrote = True
     finally:
         writer.close()
         if stream is not sys.stdin.buffer:
             stream.close()
-    if not words_read:
+    if not wrote:  # every sentence read ends with a commit: none means the input had no words
         raise InputError("the input is empty: there are no words to translate")
 
 

@@ -4,11 +4,10 @@ Whisper → ONNX command writes a folder that `lsg-edge asr --model DIR` runs.""
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import pytest
+from tests.helpers.cli import CLI
 
-CLI = [sys.executable, "-m", "lsg_edge.cli"]
 SUBCOMMANDS = ("merge-lora", "lora-to-gguf", "quantize", "train-lora", "whisper-onnx", "export-audio-encoder")
 
 

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import onnxruntime
-
-CLI = [sys.executable, "-m", "lsg_edge.cli"]
+from tests.helpers.cli import CLI
 
 
 def run(args: list[str], stdin: bytes = b"", timeout: float = 120) -> subprocess.CompletedProcess:

@@ -5,10 +5,10 @@ range constraint that cannot work is one line naming the flag."""
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from tests.helpers.cli import CLI, one_line_error
 from tests.helpers.tiny_models import make_hf_weights, tiny_spec, write_tiny_gguf
 from tests.helpers.toy_model import ToyContext, ToyPrompt, ToyVocabulary, toy_pool
 
@@ -19,7 +19,6 @@ from lsg_edge.text.limits import MIN_WINDOW_TOKENS, check_session_limits
 from lsg_edge.text.session import SessionOptions, TranslationSession
 from lsg_edge.text.source import InvalidSourceBytes, read_words
 
-CLI = [sys.executable, "-m", "lsg_edge.cli"]
 PUNCTUATION = "... !!! ??? ,,, ;;; ---"
 
 
@@ -177,7 +176,7 @@ def test_a_context_without_room_for_one_window_is_refused():
 def test_the_cli_names_n_ctx(tmp_path):
     result = _cli(tmp_path, "--n-ctx", "64")
     assert result.returncode == 2
-    line = _one_line(result)
+    line = one_line_error(result)
     assert line.startswith("lsg-edge: error: --n-ctx 64 is too small: this model's prompt takes ") and \
         line.endswith(" or more"), line
     assert result.stdout == b""
@@ -210,7 +209,7 @@ def test_bounds_beyond_the_longest_window_are_refused(policy, flag):
 def test_the_cli_refuses_meaningless_bounds(tmp_path, flags, expected):
     result = _cli(tmp_path, "--policy", "lsg", *flags)
     assert result.returncode == 2
-    assert _one_line(result).startswith(f"lsg-edge: error: {expected}")
+    assert one_line_error(result).startswith(f"lsg-edge: error: {expected}")
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -224,10 +223,3 @@ def _tiny_gguf(folder: Path) -> Path:
 def _cli(folder: Path, *flags: str) -> subprocess.CompletedProcess:
     return subprocess.run(CLI + ["translate", "--stdin", "--model", str(_tiny_gguf(folder)), "--threads", "1", *flags],
                           input=b"Hallo Welt .\n", capture_output=True, timeout=120)
-
-
-def _one_line(result: subprocess.CompletedProcess) -> str:
-    err = result.stderr.decode()
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]

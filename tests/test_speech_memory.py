@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,10 +14,10 @@ import soundfile
 
 from lsg_edge.evaluation.speech_run import read_audio_manifest
 from lsg_edge.speech.audio_io import read_audio
+from tests.helpers.cli import CLI
 
 pytestmark = [pytest.mark.speech, pytest.mark.slow]  # two asr runs over 4 minutes of audio
 
-CLI = [sys.executable, "-m", "lsg_edge.cli"]
 RATE_HZ = 16_000
 # Room for what a longer run may still add once two full windows have been through: onnxruntime
 # buffers for input shapes those windows did not have. Measured (benchmarks/asr_memory.py, tiny.en,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,15 +14,7 @@ import soundfile
 from lsg_edge.errors import ModelError, OptionsError
 from lsg_edge.folders import folder_problem, output_folder
 from tests.helpers.read_only import can_mount_read_only, run_with_read_only, run_with_read_only_view
-
-CLI = [sys.executable, "-m", "lsg_edge.cli"]
-
-
-def _one_line(result: subprocess.CompletedProcess) -> str:
-    err = result.stderr.decode()
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
+from tests.helpers.cli import CLI, one_line_error
 
 
 @pytest.fixture()
@@ -83,7 +74,7 @@ def test_a_cache_that_is_a_file_is_one_line(tmp_path, wav, command):
     result = subprocess.run(CLI + args, input=b"Hallo Welt.\n", capture_output=True, timeout=120,
                             env=_with_cache(cache))
     assert result.returncode == 2
-    assert _one_line(result) == (f"lsg-edge: error: cannot write to the lsg-edge cache {cache} "
+    assert one_line_error(result) == (f"lsg-edge: error: cannot write to the lsg-edge cache {cache} "
                                  f"(a file, not a folder: {cache}); set LSG_EDGE_CACHE to a writable folder")
     assert cache.read_text() == "not a folder"
 
@@ -93,7 +84,7 @@ def test_a_read_only_empty_cache_is_one_line(read_only_folder, wav, command):
     args = ["translate", "--stdin"] if command == "translate" else ["asr", str(wav), "--model", "tiny.en"]
     result = run_with_read_only(read_only_folder, CLI + args, input=b"Hallo Welt.\n", env=_with_cache(read_only_folder))
     assert result.returncode == 2
-    assert _one_line(result) == (f"lsg-edge: error: cannot write to the lsg-edge cache {read_only_folder} "
+    assert one_line_error(result) == (f"lsg-edge: error: cannot write to the lsg-edge cache {read_only_folder} "
                                  "(Read-only file system); set LSG_EDGE_CACHE to a writable folder")
 
 
@@ -106,7 +97,7 @@ def test_eval_output_in_a_read_only_folder_is_one_line(read_only_folder, tmp_pat
     result = run_with_read_only(read_only_folder, CLI + ["eval", "--source", source, "--reference", reference,
                                                          "--output", output], env=_with_cache(read_only_folder))
     assert result.returncode == 2
-    assert _one_line(result) == f"lsg-edge: error: --output {output}: cannot write there (Read-only file system)"
+    assert one_line_error(result) == f"lsg-edge: error: --output {output}: cannot write there (Read-only file system)"
 
 
 def test_eval_output_under_a_file_is_one_line(tmp_path):
@@ -115,7 +106,7 @@ def test_eval_output_under_a_file_is_one_line(tmp_path):
     result = subprocess.run(CLI + ["eval", "--audio-manifest", tmp_path / "none.tsv", "--output", output],
                             capture_output=True, timeout=120)
     assert result.returncode == 2
-    assert _one_line(result) == (f"lsg-edge: error: --output {tmp_path / 'taken' / 'out'}: cannot write there "
+    assert one_line_error(result) == (f"lsg-edge: error: --output {tmp_path / 'taken' / 'out'}: cannot write there "
                                  f"(a file, not a folder: {tmp_path / 'taken'})")
 
 
@@ -125,7 +116,7 @@ def test_quantize_checks_the_destination_before_reading_the_input(read_only_fold
     junk.write_bytes(b"not a model")
     result = run_with_read_only(read_only_folder, CLI + ["convert", "quantize", junk, read_only_folder / "q.gguf"])
     assert result.returncode == 2
-    assert _one_line(result) == f"lsg-edge: error: output folder is not writable: {read_only_folder}"
+    assert one_line_error(result) == f"lsg-edge: error: output folder is not writable: {read_only_folder}"
 
 
 def test_train_lora_checks_its_output_folder_first(tmp_path):
@@ -138,7 +129,7 @@ def test_train_lora_checks_its_output_folder_first(tmp_path):
                             capture_output=True, timeout=120)
     assert result.returncode == 2
     expected = f"lsg-edge: error: --out {out}: cannot write there (a file, not a folder: {tmp_path / 'taken'})"
-    assert _one_line(result) == expected
+    assert one_line_error(result) == expected
 
 
 def test_a_read_only_cache_that_holds_the_models_translates(default_gguf, read_only_folder):
