@@ -23,6 +23,7 @@ from lsg_edge.evaluation.speech_run import read_audio_manifest, run_speech
 from lsg_edge.policy.options import SPEECH_POLICY_DEFAULTS
 from lsg_edge.speech.audio_io import read_audio
 from lsg_edge.speech.engine import EncoderOptions, SpeechEngine
+from lsg_edge.speech.no_speech import NoSpeechOptions
 from lsg_edge.speech.session import AsrSessionOptions
 from lsg_edge.speech.vad import VadOptions
 
@@ -88,6 +89,8 @@ def main() -> None:
     parser.add_argument("--words-per-segment", type=int, default=SPEECH_POLICY_DEFAULTS.words_per_element)
     parser.add_argument("--min-silence-ms", type=int, default=VadOptions.min_silence_ms)
     parser.add_argument("--carry-tokens", type=int, default=AsrSessionOptions.carry_tokens)
+    parser.add_argument("--no-speech-threshold", type=float, default=NoSpeechOptions.threshold,
+                        help="Whisper's no-speech test (1: off)")
     args = parser.parse_args()
 
     from lsg_edge.speech.onnx_runtime import RuntimeOptions
@@ -96,7 +99,8 @@ def main() -> None:
     duration_s = sum(a.size for a, _ in utterances) / 16_000
     print(f"# {len(utterances)} utterances, {duration_s:.0f} s of audio, model {args.model}, "
           f"{args.precision}, encoder window {args.encoder_window} (+{args.encoder_pad_ms} ms), {args.threads} threads, "
-          f"pause cut {args.min_silence_ms} ms, {args.carry_tokens} tokens carried across windows")
+          f"pause cut {args.min_silence_ms} ms, {args.carry_tokens} tokens carried across windows, "
+          f"no-speech threshold {args.no_speech_threshold}")
     runtime = RuntimeOptions(n_threads=args.threads)
     engine = SpeechEngine.load(args.model, runtime, EncoderOptions(args.encoder_window, args.encoder_pad_ms),
                                precision=args.precision)
@@ -115,7 +119,8 @@ def main() -> None:
         policy = replace(SPEECH_POLICY_DEFAULTS, name=name, delta=args.delta, alpha=args.alpha,
                          low_bound=args.low_bound, top_bound=args.top_bound, words_per_element=args.words_per_segment)
         options = AsrSessionOptions(language="en", policy=policy, segment_ms=args.segment_ms,
-                                 carry_tokens=args.carry_tokens, vad=VadOptions(min_silence_ms=args.min_silence_ms))
+                                 carry_tokens=args.carry_tokens, vad=VadOptions(min_silence_ms=args.min_silence_ms),
+                                 no_speech=NoSpeechOptions(threshold=args.no_speech_threshold))
         label = {"offline": "offline (VAD windows)", "local-agreement": "LocalAgreement-2",
                  "lsg": f"LSG d={args.delta} a={args.alpha} L{args.low_bound}U{args.top_bound}"}[name]
         show(label, run_streaming(engine, options, items))

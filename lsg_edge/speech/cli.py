@@ -23,6 +23,7 @@ from ..policy.options import POLICY_NAMES, SPEECH_POLICY_DEFAULTS, PolicyOptions
 from .engine import ENCODER_WINDOWS, EncoderOptions
 from .live import StreamOutputs, run_stream
 from .models import PRECISIONS
+from .no_speech import NoSpeechOptions
 from .onnx_runtime import RuntimeOptions
 from .session import AsrSessionOptions
 from .vad import VadOptions
@@ -75,6 +76,9 @@ _SESSION = AsrSessionOptions()
               help="Committed tokens carried into the next window's prompt (Whisper's previous-text conditioning).")
 @click.option("--edge-words", type=int, default=_SESSION.edge_words, show_default=True,
               help="Words at the end of the audio heard so far held back until more audio follows them.")
+@click.option("--no-speech-threshold", type=float, default=NoSpeechOptions.threshold, show_default=True,
+              help="Drop a window Whisper judges not to be speech (a tone, a beep): P(no speech) above this and "
+                   "a mean token log-probability below -1. 1 turns the test off.")
 @click.option("--min-silence-ms", type=int, default=VadOptions.min_silence_ms, show_default=True,
               help="A pause this long ends a window (everything in it is committed).")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
@@ -98,7 +102,7 @@ def asr_command(audio: Path | None, mic: bool, mic_device: str | None, realtime:
                 task: str, language: str | None, policy: str, segment_ms: int, k: int, delta: float, alpha: float,
                 low_bound: int, top_bound: int, words_per_segment: int, kl_direction: str, draft_tokens: int,
                 frames: int, beam: int, encoder_window: str, encoder_pad_ms: int, device: str, compute_device: str | None,
-                carry_tokens: int, edge_words: int, min_silence_ms: int, precision: str, threads: int, manifest: Path | None,
+                carry_tokens: int, edge_words: int, no_speech_threshold: float, min_silence_ms: int, precision: str, threads: int, manifest: Path | None,
                 translate_to: str | None, translation_model: Path | None, translation_manifest: str | None,
                 srt_path: Path | None, vtt_path: Path | None, drafts: bool) -> None:
     """Stream speech recognition (or translation) with LSG, from AUDIO or --mic.
@@ -123,6 +127,7 @@ def asr_command(audio: Path | None, mic: bool, mic_device: str | None, realtime:
         carry_tokens=carry_tokens,
         edge_words=edge_words,
         vad=VadOptions(min_silence_ms=min_silence_ms),
+        no_speech=NoSpeechOptions(threshold=no_speech_threshold),
     )
     blocks: Iterable[np.ndarray]
     if mic:

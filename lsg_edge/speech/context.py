@@ -17,6 +17,7 @@ import numpy as np
 
 from ..backends.row_cache import RowCache
 from ..errors import ModelError
+from .no_speech import no_speech_probability
 from .onnx_runtime import EncodedAudio, WhisperRuntime
 from .vocab import TokenFilter
 
@@ -36,6 +37,7 @@ class WhisperDecoderContext(RowCache):
         first_output_position: int,
         n_text_ctx: int,
         reuse_cache: bool = True,
+        no_speech: tuple[int, int] | None = None,
     ) -> None:
         super().__init__(reuse=reuse_cache, max_rows=_MAX_REMEMBERED_ROWS)
         self._runtime = runtime
@@ -43,11 +45,16 @@ class WhisperDecoderContext(RowCache):
         self._filter = token_filter
         self._first_output = first_output_position  # row predicting the first token after the prompt
         self._n_ctx = n_text_ctx
+        # (position of <|startoftranscript|> in the prompt, <|nospeech|>'s id): where Whisper says
+        # whether the audio holds speech (`no_speech`); that row is read before the token filter.
+        self._no_speech = no_speech
         self._audio: EncodedAudio | None = None
         self._reset()
 
     def _reset(self) -> None:
         self._clear()
+        # P(<|nospeech|>) for the current audio, once the prompt has been decoded over it.
+        self.no_speech_probability: float | None = None
         self._k, self._v = self._runtime.empty_cache()
         self._attention: dict[int, np.ndarray] = {}  # position → alignment heads' attention [heads, n_audio]
 
@@ -100,6 +107,9 @@ class WhisperDecoderContext(RowCache):
         step = self._runtime.decode_step(tokens[start:], self._k, self._v, self._audio)
         logits, self._k, self._v = step.logits, step.self_k, step.self_v
         positions = list(range(start, len(tokens)))
+        if self._no_speech is not None and start <= self._no_speech[0] < len(tokens):
+            row = logits[self._no_speech[0] - start]
+            self.no_speech_probability = no_speech_probability(row, self._no_speech[1])
         self._filter.apply(logits, positions, self._first_output)
         self._tokens.extend(tokens[start:])
         for k, p in enumerate(positions):

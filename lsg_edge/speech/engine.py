@@ -99,8 +99,11 @@ class SpeechEngine:
         return self.runtime.encode(mel)
 
     def new_context(self, prompt: list[int], reuse_cache: bool = True) -> WhisperDecoderContext:
+        no_speech = None
+        if self.vocab.no_speech is not None and self.vocab.sot in prompt:
+            no_speech = (prompt.index(self.vocab.sot), self.vocab.no_speech)
         return WhisperDecoderContext(self.runtime, self.token_filter, len(prompt) - 1, self.n_text_ctx,
-                                     reuse_cache=reuse_cache)
+                                     reuse_cache=reuse_cache, no_speech=no_speech)
 
     def acquire_context(self, prompt: list[int]) -> WhisperDecoderContext:
         # A Whisper decoder context is a small NumPy cache: made per session, dropped on release.

@@ -31,6 +31,7 @@ from ..policy.strategies import make_policy
 from ..text.source import CONTROL_CHARACTERS
 from .asr_engine import AsrEngine
 from .features import SAMPLE_RATE_HZ
+from .no_speech import NoSpeechOptions
 from .vad import EnergyVad, VadOptions
 from .window import WindowDecoder
 
@@ -64,6 +65,8 @@ class AsrSessionOptions:
     # Beams of the decode that commits the rest of a window at its end (1: greedy, as drafts).
     beam_size: int = 1
     vad: VadOptions = field(default_factory=VadOptions)
+    # Whisper's test for sounds that pass the VAD but are not speech (tones, beeps): `no_speech`.
+    no_speech: NoSpeechOptions = field(default_factory=NoSpeechOptions)
 
     def __post_init__(self) -> None:
         if not 100 <= self.segment_ms <= 5000:
@@ -92,7 +95,7 @@ class AsrSession:
         # AlignAtt's attention test is its own rule for the edge of the audio: no words held back.
         edge_words = 1 if options.policy.name == "alignatt" else options.edge_words
         self._decoder = WindowDecoder(engine, self._task_prompt, options.policy, options.segment_samples, edge_words,
-                                      options.beam_size)
+                                      options.beam_size, options.no_speech)
         self._vad = EnergyVad(options.vad)
         self._frame = self._vad._frame
         # Captions run on across windows: a window's first words are separated from the last's.

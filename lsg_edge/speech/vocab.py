@@ -48,6 +48,8 @@ class WhisperVocabulary:
         self.eot = self._special("<|endoftext|>")
         self.sot = self._special("<|startoftranscript|>")
         self.no_timestamps = self._special("<|notimestamps|>")
+        # Whisper's "there is no speech" token (`no_speech`); older vocabularies call it <|nocaptions|>.
+        self.no_speech: int | None = self._ids.get("<|nospeech|>", self._ids.get("<|nocaptions|>"))
         self.multilingual = n_vocab >= _MULTILINGUAL_N_VOCAB
         decoder = _byte_decoder()
         self._pieces = [

@@ -15,6 +15,8 @@ where the audio heard so far ends, and transcribes the words it heard only in pa
 confidence, often wrongly ("scrubbed" heard as "grabbed" before its end arrives). So the last
 `edge_words` words of a draft that reached the end of the audio are not offered to the policy
 until more audio has come after them (the last one never was: nothing marked where it ends).
+Until a window has committed a word, Whisper's no-speech test (`no_speech`) may hold it: a window
+whose audio the model judges not to be speech reads on, and at its cut commits nothing.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from ..policy.words import word_starts
 from .asr_engine import AsrEngine, AudioContext
 from .features import HOP_SAMPLES, SAMPLE_RATE_HZ
 from .loops import first_repeat, token_budget, trim_repetition
+from .no_speech import NoSpeechOptions, holds_no_speech, mean_log_probability
 
 __all__ = ["WindowDecoder", "SegmentView", "hold_back_edge"]
 
@@ -45,7 +48,7 @@ class WindowDecoder:
     (the full prefix, and the wait-1 baseline when the policy needs one)."""
 
     def __init__(self, engine: AsrEngine, prompt: list[int], policy: PolicyOptions, segment_samples: int,
-                 edge_words: int = 1, beam_size: int = 1) -> None:
+                 edge_words: int = 1, beam_size: int = 1, no_speech: NoSpeechOptions = NoSpeechOptions()) -> None:
         if beam_size > 1 and not hasattr(engine, "beam_search"):
             raise OptionsError("--beam needs a Whisper model")
         self.engine = engine
@@ -54,6 +57,7 @@ class WindowDecoder:
         self.policy = policy
         self.segment_samples = segment_samples
         self.edge_words = edge_words  # words at the end of the heard audio held back (module docstring)
+        self.no_speech = no_speech
         self._acquire_contexts()
         self._encoded: dict[int, object] = {}  # n_samples → encoder output, this window
         self.reset()
@@ -103,6 +107,8 @@ class WindowDecoder:
         """Ask `policy` after segment `n_segments` of `window` was read, until it reads; what it
         wrote, write by write ([] = READ)."""
         out: list[WrittenTokens] = []
+        if not self.committed and self._holds_no_speech(window[: n_segments * self.segment_samples]):
+            return out
 
         def commit(tokens: list[int], rest: list[int], write: Write) -> None:
             out.append(WrittenTokens(self.take(tokens), write.cause))
@@ -124,7 +130,34 @@ class WindowDecoder:
         self.full.set_audio(self.encode(window))
         self.guess = []
         draft = self.draft(token_budget(window.size, SAMPLE_RATE_HZ) - len(self.committed), beam_size=self.beam_size)
+        if not self.committed and self._is_no_speech(draft):
+            return WrittenTokens([], "source-end")
         return WrittenTokens(self.take(trim_repetition(draft.tokens)), "source-end")
+
+    def _holds_no_speech(self, audio: np.ndarray) -> bool:
+        """Whether the window so far sounds like no speech (then the policy is not asked). The draft
+        made here is the one the policy would make first, so its rows are reused, not recomputed."""
+        if not self.no_speech.enabled or not hasattr(self.full, "no_speech_probability"):
+            return False
+        if self.policy.name == "offline":
+            return False  # it writes nothing before the cut, where the test is made anyway
+        self.full.set_audio(self.encode(audio))
+        draft = self.draft(self.policy.draft_tokens, self.guess)
+        self.guess = draft.tokens
+        return self._is_no_speech(draft)
+
+    def _is_no_speech(self, draft: Draft) -> bool:
+        """Whisper's no-speech rule on `draft`, decoded after the committed tokens at full context
+        (`no_speech`); never for engines whose contexts do not report the probability."""
+        probability = getattr(self.full, "no_speech_probability", None)
+        if not self.no_speech.enabled or probability is None:
+            return False
+        tokens = draft.tokens + ([self.engine.vocab.eot] if draft.ended else [])
+        if not tokens:
+            return False
+        prefix = self.prompt + self.committed
+        rows = self.full.logits_at(prefix + tokens, range(len(prefix) - 1, len(prefix) - 1 + len(tokens)))
+        return holds_no_speech(probability, mean_log_probability(rows, tokens), self.no_speech)
 
     def draft(self, max_tokens: int, guess: list[int] = (), should_stop=None, beam_size: int = 1) -> Draft:
         """Greedy (or beam-search) continuation of the committed tokens, cut where it starts
