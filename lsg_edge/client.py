@@ -50,7 +50,7 @@ class CaptionClient:
     """One stream to a server: settings on connect, `send` audio, `stop` for the rest."""
 
     def __init__(self, url: str, language: str = "en", target: str | None = None, policy: str = "lsg",
-                 on_message: Callable[[ReceivedMessage], None] | None = None,
+                 catch_up: bool = True, on_message: Callable[[ReceivedMessage], None] | None = None,
                  open_timeout_s: float = _OPEN_TIMEOUT_S) -> None:
         try:
             from websockets.exceptions import ConnectionClosed, WebSocketException
@@ -67,7 +67,8 @@ class CaptionClient:
             raise LsgEdgeError(f"cannot connect to {url}: {e}") from e
         try:
             try:
-                self._ws.send(json.dumps({"language": language, "target": target, "policy": policy}))
+                self._ws.send(json.dumps({"language": language, "target": target, "policy": policy,
+                                          "catch_up": catch_up}))
             except ConnectionClosed:
                 pass  # a full server refuses before reading the settings: its message says so
             self.ready = self._first_message(open_timeout_s)

@@ -19,6 +19,7 @@ def test_settings_defaults_and_the_optional_start_type() -> None:
     assert parse_settings("{}") == StreamSettings("en", None, "lsg")
     assert parse_settings('{"type": "start", "language": "fr", "target": "de", "policy": "wait-k"}') == \
         StreamSettings("fr", "de", "wait-k")
+    assert parse_settings("{}").catch_up and not parse_settings('{"catch_up": false}').catch_up
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -28,6 +29,8 @@ def test_settings_defaults_and_the_optional_start_type() -> None:
     ('{"language": "english"}', "must be a language code"),
     ('{"target": ""}', "must be a language code"),
     ('{"policy": null}', "setting 'policy' must be one of"),
+    ('{"catch_up": "yes"}', "setting 'catch_up' must be true or false"),
+    ('{"catch_up": 1}', "setting 'catch_up' must be true or false"),
     ("{" + " " * 5000 + "}", "at most 4096"),
 ])
 def test_bad_settings_name_the_problem(text: str, expected: str) -> None:

@@ -79,13 +79,31 @@ def _assert_released(engines: ServeEngines) -> None:
 def test_socket_captions_equal_an_in_process_session(served, speech_engine, data_dir: Path) -> None:
     address, engines = served
     audio, _, _ = read_utterance(data_dir, 0)
-    messages = stream_audio(f"ws://{address}/ws", _blocks(audio), language="en")
+    # Without catch_up every segment is decided on, however fast the audio came: as in-process.
+    messages = stream_audio(f"ws://{address}/ws", _blocks(audio), language="en", catch_up=False)
     kinds = [m.message["type"] for m in messages]
     assert kinds[-1] == "done" and "commit" in kinds and "progress" in kinds
     assert messages[-1].message["heard_ms"] == 1000 * audio.size // SAMPLE_RATE_HZ
     got = transcript(messages)
     assert got.strip(), "no captions came back"
     assert got == _in_process(speech_engine, _quantized(audio))
+    _assert_released(engines)
+
+
+def test_a_stream_that_falls_behind_catches_up(served, data_dir: Path) -> None:
+    # Sent all at once, the audio piles up while the server decodes; with catch_up (the default)
+    # each push takes the whole pile and is decided on once, so far fewer decisions come than the
+    # utterance's 14 segments, and the captions are still right.
+    address, engines = served
+    audio, _, _ = read_utterance(data_dir, 0)  # "to say unto virgilius not a drachm of blood remains …"
+    messages = stream_audio(f"ws://{address}/ws", [audio], language="en")
+    assert messages[-1].message["type"] == "done"
+    assert messages[-1].message["heard_ms"] == 1000 * audio.size // SAMPLE_RATE_HZ
+    text = transcript(messages).lower()
+    assert "blood" in text and "flame" in text
+    decided_at = {m.message["source_read"] for m in messages if m.message["type"] == "commit"
+                  and not m.message["sentence_end"]}
+    assert len(decided_at) < audio.size // (SAMPLE_RATE_HZ * 640 // 1000)
     _assert_released(engines)
 
 
@@ -99,7 +117,8 @@ def test_four_clients_at_once_get_what_one_gets(served, speech_engine, data_dir:
 
     def run(k: int) -> None:
         try:
-            results[k] = transcript(stream_audio(f"ws://{address}/ws", _blocks(utterances[k]), language="en"))
+            results[k] = transcript(stream_audio(f"ws://{address}/ws", _blocks(utterances[k]), language="en",
+                                                 catch_up=False))
         except BaseException as e:  # noqa: BLE001 - reported by the main thread
             errors.append(e)
 
@@ -217,7 +236,7 @@ def test_stop_ends_with_done_and_a_normal_close(served, data_dir: Path) -> None:
         ready = json.loads(ws.recv(timeout=30))
         assert ready == {"type": "ready", "sample_rate_hz": 16000, "format": "s16le",
                          "max_frame_bytes": MAX_FRAME_BYTES,
-                         "settings": {"language": "en", "target": None, "policy": "lsg"}}
+                         "settings": {"language": "en", "target": None, "policy": "lsg", "catch_up": True}}
         ws.send(_PCM)
         ws.send('{"type": "stop"}')
         answers, code = read_until_closed(ws)

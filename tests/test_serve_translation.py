@@ -41,7 +41,7 @@ def test_a_target_gets_captions_and_their_translation(translating, speech_engine
     address, engines = translating
     audio = _pcm(read_utterance(data_dir, 0)[0])
     blocks = [audio[i : i + _BLOCK] for i in range(0, audio.size, _BLOCK)]
-    messages = stream_audio(f"ws://{address}/ws", blocks, language="en", target="de")
+    messages = stream_audio(f"ws://{address}/ws", blocks, language="en", target="de", catch_up=False)
     assert messages[-1].message["type"] == "done"
     with SpeechTranslator(speech_engine, engine).create_session(
             "en", "de", asr_options=AsrSessionOptions(language="en")) as session:

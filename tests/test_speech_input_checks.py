@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import soundfile
 
 from lsg_edge.errors import InputError, InputWarning
 from lsg_edge.evaluation.speech_run import read_audio_manifest
-from lsg_edge.speech.audio_io import AudioFileStream, file_blocks, read_audio
+from lsg_edge.speech.audio_io import AudioFileStream, file_blocks, paced, read_audio
 
 
 def _wav(path: Path, seconds: float) -> Path:
@@ -49,6 +50,19 @@ def test_a_file_read_as_it_streams_gives_the_blocks_of_the_whole_file(tmp_path, 
     streamed = list(AudioFileStream(path))
     assert [b.size for b in streamed] == [b.size for b in whole]
     assert all(np.array_equal(a, b) for a, b in zip(streamed, whole))
+
+
+def test_paced_blocks_that_piled_up_come_together():
+    # A live source's blocks are released one per 100 ms; a consumer that took 350 ms over the first
+    # gets the (at least three) blocks that arrived meanwhile as one, in order, nothing lost.
+    blocks = [np.full(1600, k, np.float32) for k in range(8)]
+    received = []
+    for block in paced(blocks):
+        received.append(block)
+        if len(received) == 1:
+            time.sleep(0.35)
+    assert received[0].size == 1600 and received[1].size >= 3 * 1600
+    assert np.array_equal(np.concatenate(received), np.concatenate(blocks))
 
 
 @pytest.mark.parametrize("content", [None, b"not audio at all"])

@@ -137,6 +137,32 @@ def test_local_agreement_and_offline_policies_run(utterance, engine: SpeechEngin
         assert "gloom" in text
 
 
+def test_a_backlog_pushed_at_once_is_decided_on_once(utterance, engine: SpeechEngine) -> None:
+    # A consumer that fell behind pushes everything that piled up; the session decides on the last
+    # segment only (one decision's work instead of one per segment), and the captions hold up.
+    audio, _ = utterance(2)  # "in fact the ringleader john rex gave me his confession …", ~10 s
+    blockwise = _stream(engine, audio)
+    with engine.create_session(AsrSessionOptions()) as session:
+        pushed = session.push(audio)
+        finished = session.finish()
+    assert len({c.source_read for c in blockwise if not c.sentence_end}) > 3
+    assert len({c.source_read for c in pushed}) <= 1
+    text = " ".join(c.text for c in pushed + finished).lower()
+    assert "confession" in text and "bishop" in text
+
+
+def test_blocks_of_one_segment_or_less_decide_as_before(utterance, engine: SpeechEngine) -> None:
+    # At most one segment end per push: every segment is decided on, so block size does not matter.
+    audio, _ = utterance(1)
+
+    def commits(block_samples: int) -> list[tuple[str, int]]:
+        with engine.create_session(AsrSessionOptions()) as session:
+            out = [c for k in range(0, audio.size, block_samples) for c in session.push(audio[k : k + block_samples])]
+            return [(c.text, c.source_read) for c in out + session.finish()]
+
+    assert commits(1600) == commits(SEGMENT)
+
+
 def test_silence_reaches_no_decoder(engine: SpeechEngine) -> None:
     calls = engine.runtime.n_encoder_calls, engine.runtime.n_decoder_calls
     rng = np.random.default_rng(0)

@@ -27,8 +27,8 @@ import numpy as np
 from ..errors import OptionsError
 from .protocol import (
     CLOSE_INTERNAL, CLOSE_NORMAL, CLOSE_TRY_AGAIN, CLOSE_UNSUPPORTED, MAX_FRAME_BYTES,
-    PCM_FORMAT, SAMPLE_RATE_HZ, ProtocolError, decode_pcm, done_message, error_message, parse_control,
-    parse_settings, progress_message, ready_message,
+    PCM_FORMAT, SAMPLE_RATE_HZ, ProtocolError, StreamSettings, decode_pcm, done_message, error_message,
+    parse_control, parse_settings, progress_message, ready_message,
 )
 from .streams import ServedStream, ServeEngines
 
@@ -38,7 +38,7 @@ log = logging.getLogger("lsg_edge.serve")
 
 _STOP = "stop"
 _GONE = "gone"
-_PUSH_SAMPLES = SAMPLE_RATE_HZ // 10  # audio per session call, 100 ms
+_PIECE_SAMPLES = SAMPLE_RATE_HZ // 10  # audio per session call without catch_up, 100 ms
 
 
 def default_max_sessions() -> int:
@@ -157,6 +157,7 @@ class _Connection:
         self.options = options
         self.executor = executor
         self.stream: ServedStream | None = None
+        self.settings: StreamSettings | None = None
         self._pending: asyncio.Future | None = None  # the session call running on a worker thread
         self._gone = False
         self._abandoned = False  # the receiver saw the client go or break the protocol: stop decoding
@@ -164,7 +165,7 @@ class _Connection:
     async def run(self) -> None:
         receiver = None
         try:
-            settings = parse_settings(await self._first_text())
+            settings = self.settings = parse_settings(await self._first_text())
             self.stream = await self._call(self.engines.open_stream, settings)
             log.info("stream opened: %s", settings.to_json())
             await self._send(ready_message(settings))
@@ -227,13 +228,16 @@ class _Connection:
             blocks = [item for item in items if isinstance(item, np.ndarray)]
             end = next((item for item in items if not isinstance(item, np.ndarray)), None)
             audio = np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
-            # Pushed in short pieces, each piece's commits sent before the next is decoded: a stream
-            # that fell behind sends each word as soon as it is decided, not after its whole backlog;
-            # a client that went away or broke the protocol stops the decoding at the next piece.
-            for offset in range(0, audio.size, _PUSH_SAMPLES):
+            # With catch_up, everything that came while the last push was decoding goes in one push:
+            # the session decides once, on the newest audio, so a stream on a machine slower than
+            # real time catches up instead of falling further behind (`speech.session`). Without,
+            # it goes in 100 ms pieces, each piece's commits sent before the next is decoded. Either
+            # way a client that went away or broke the protocol stops the decoding at the next push.
+            piece = audio.size if self.settings.catch_up else _PIECE_SAMPLES
+            for offset in range(0, audio.size, max(piece, 1)):
                 if self._abandoned:
                     break
-                for message in await self._call(self.stream.push, audio[offset : offset + _PUSH_SAMPLES]):
+                for message in await self._call(self.stream.push, audio[offset : offset + piece]):
                     await self._send(message)
                 if self.stream.heard_ms - last_progress_ms >= self.options.progress_every_ms:
                     last_progress_ms = self.stream.heard_ms

@@ -119,7 +119,8 @@ def _listen(host: str, port: int) -> socket.socket:
 @click.option("--target", help="Translation target language (if the server translates).")
 @click.option("--policy", type=click.Choice(POLICY_NAMES), default="lsg", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Every server message as one JSON line.")
-@click.option("--fast", is_flag=True, help="Send a file as fast as the server takes it, not at the speed of speech.")
+@click.option("--fast", is_flag=True, help="Send a file as fast as the server takes it, not at the speed of speech, "
+                                         "and have every segment decided on (no catching up).")
 def client_command(audio: Path | None, mic: bool, url: str, language: str, target: str | None, policy: str,
                    as_json: bool, fast: bool) -> None:
     """Stream AUDIO (any WAV) or --mic to a running `lsg-edge serve`; print what it commits."""
@@ -143,7 +144,10 @@ def client_command(audio: Path | None, mic: bool, url: str, language: str, targe
             line_open = not message.get("sentence_end")
         sys.stdout.flush()
 
-    with CaptionClient(url, language=language, target=target, policy=policy, on_message=show) as client:
+    # A file sent --fast is decided on segment by segment, as `lsg-edge asr` decides it; live audio
+    # lets the server catch up when it falls behind.
+    with CaptionClient(url, language=language, target=target, policy=policy, catch_up=not fast,
+                       on_message=show) as client:
         try:
             for block in blocks:
                 client.send(block)

@@ -2,7 +2,7 @@
 
 Pure data and checks, no network: the server, the Python client and the tests share them.
 
-    client → {"language": "en", "target": null, "policy": "lsg"}        first message, JSON text
+    client → {"language": "en", "target": null, "policy": "lsg", "catch_up": true}   first message, JSON text
     server → {"type": "ready", "sample_rate_hz": 16000, "format": "s16le", "max_frame_bytes": …}
     client → binary frames: PCM, 16 kHz, mono, signed 16-bit little-endian
     server → {"type": "commit", "stream": "source", "text": …, …}        as `lsg-edge asr --json`
@@ -50,7 +50,7 @@ CLOSE_TOO_BIG = 1009
 CLOSE_INTERNAL = 1011
 CLOSE_TRY_AGAIN = 1013  # the server is at its session cap
 
-_SETTING_KEYS = ("language", "target", "policy")
+_SETTING_KEYS = ("language", "target", "policy", "catch_up")
 _MAX_SETTINGS_CHARS = 4096
 
 
@@ -69,8 +69,14 @@ class StreamSettings:
     language: str = "en"  # spoken language, a Whisper language code
     target: str | None = None  # translation target language; None = captions only
     policy: str = "lsg"  # one of POLICY_NAMES, for both the captions and the translation
+    # Audio that piled up while the server was decoding goes in as one push, decided on once, so a
+    # stream on a machine slower than real time keeps a bounded lag (`speech.session`). false: every
+    # 640 ms segment is decided on, as `lsg-edge asr` does with a file, however far behind that falls.
+    catch_up: bool = True
 
     def __post_init__(self) -> None:
+        if not isinstance(self.catch_up, bool):
+            raise ProtocolError(f"setting 'catch_up' must be true or false, got {self.catch_up!r}")
         for key in ("language", "target"):
             value = getattr(self, key)
             if value is not None and (not isinstance(value, str) or not value.isascii() or not value.isalpha()
@@ -80,7 +86,7 @@ class StreamSettings:
             raise ProtocolError(f"setting 'policy' must be one of {', '.join(POLICY_NAMES)}, got {self.policy!r}")
 
     def to_json(self) -> dict[str, Any]:
-        return {"language": self.language, "target": self.target, "policy": self.policy}
+        return {"language": self.language, "target": self.target, "policy": self.policy, "catch_up": self.catch_up}
 
 
 def parse_settings(text: str) -> StreamSettings:

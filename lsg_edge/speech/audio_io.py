@@ -12,7 +12,7 @@ import struct
 import time
 import warnings
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -85,15 +85,29 @@ def _wav_shortfall(path: Path) -> tuple[float, float] | None:
 
 
 def file_blocks(audio: np.ndarray, realtime: bool = False) -> Iterator[np.ndarray]:
-    """`audio` in BLOCK_MS blocks; with `realtime`, paced at the speed of speech."""
+    """`audio` in BLOCK_MS blocks; with `realtime`, paced at the speed of speech (`paced`)."""
     block = SAMPLE_RATE_HZ * BLOCK_MS // 1000
+    blocks = (audio[offset : offset + block] for offset in range(0, audio.size, block))
+    return paced(blocks) if realtime else blocks
+
+
+def paced(blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+    """BLOCK_MS `blocks` released as a live source releases them: block k once k × BLOCK_MS have
+    passed. The blocks already due when the consumer asks again (it fell behind) come as one, as
+    a microphone's backlog does (`MicrophoneStream`), so that the session can catch up."""
     start = time.monotonic()
-    for k, offset in enumerate(range(0, audio.size, block)):
-        if realtime:
-            delay = start + k * BLOCK_MS / 1000 - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-        yield audio[offset : offset + block]
+    due: list[np.ndarray] = []
+    for k, block in enumerate(blocks):
+        release = start + k * BLOCK_MS / 1000
+        if due and release > time.monotonic():
+            yield np.concatenate(due)
+            due = []
+        delay = release - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        due.append(block)
+    if due:
+        yield np.concatenate(due)
 
 
 class AudioFileStream:
@@ -124,6 +138,9 @@ class AudioFileStream:
                           f"{held_s:.2f} s (truncated?); using what is there", InputWarning, stacklevel=2)
 
     def __iter__(self) -> Iterator[np.ndarray]:
+        return paced(self._blocks()) if self._realtime else self._blocks()
+
+    def _blocks(self) -> Iterator[np.ndarray]:
         import soundfile
 
         resampler = None
@@ -133,7 +150,6 @@ class AudioFileStream:
             resampler = soxr.ResampleStream(self._rate, SAMPLE_RATE_HZ, 1, dtype="float32", quality="HQ")
         block = SAMPLE_RATE_HZ * BLOCK_MS // 1000
         pending = np.zeros(0, np.float32)
-        start, k = time.monotonic(), 0
         with soundfile.SoundFile(str(self._path)) as f:
             while True:
                 raw = f.read(self._rate * BLOCK_MS // 1000, dtype="float32", always_2d=True)
@@ -143,12 +159,8 @@ class AudioFileStream:
                     mono = resampler.resample_chunk(mono, last=last)
                 pending = np.concatenate([pending, mono])
                 while pending.size >= block or (last and pending.size):
-                    if self._realtime:
-                        delay = start + k * BLOCK_MS / 1000 - time.monotonic()
-                        if delay > 0:
-                            time.sleep(delay)
                     yield pending[:block]
-                    pending, k = pending[block:], k + 1
+                    pending = pending[block:]
                 if last:
                     return
 
@@ -197,7 +209,12 @@ class MicrophoneStream:
     def __iter__(self) -> Iterator[np.ndarray]:
         with self._stream:
             while True:
-                block = self._blocks.get()
+                # Everything captured while the last block was being decoded comes as one block:
+                # a machine slower than real time catches up instead of falling further behind.
+                blocks = [self._blocks.get()]
+                while not self._blocks.empty():
+                    blocks.append(self._blocks.get_nowait())
+                block = np.concatenate(blocks)
                 if self._resampler is not None:
                     block = self._resampler.resample_chunk(block)
                 yield block

@@ -12,7 +12,11 @@ Audio is gathered into a *window* from the first voiced frame (plus a short pre-
 of `min_silence_ms`, or a window reaching `max_window_ms`, ends it: everything is committed at
 the cut and the next window starts empty, so no window exceeds Whisper's 30 s and silence never
 reaches the decoder (Whisper hallucinates and loops on silence). Inside a window the policy
-(`lsg_edge.policy`, the same as for text) decides after every segment through `window.SegmentView`.
+(`lsg_edge.policy`, the same as for text) decides after every segment through `window.SegmentView`
+— at most once per `push`, though: when one push brings several segments (a caller that fell
+behind real time pushes its whole backlog), only the last of them is decided on. Deciding on each
+would cost as much as the audio took to arrive and the lag would grow without bound on a machine
+slower than real time; one decision per push keeps it to about one decision's time.
 The engine (Whisper or an audio-LLM, `asr_engine.AsrEngine`) lends the decoder contexts; `close()`
 gives them back.
 """
@@ -122,6 +126,8 @@ class AsrSession:
         self._n_segments = 0  # segments of the window the policy has read
         self._silence = 0  # trailing unvoiced samples in the open window
         self._window_index = 0
+        # A segment decision the current push has reached and not yet made: (segments, heard_ms).
+        self._due: tuple[int, int] | None = None
         self._commits.reset()
         self._new_window()
 
@@ -160,7 +166,9 @@ class AsrSession:
         self._reset_stream()
 
     def push(self, samples: np.ndarray) -> list[Commit]:
-        """Feed float32 mono 16 kHz samples; return what got committed."""
+        """Feed float32 mono 16 kHz samples; return what got committed. Pauses in `samples` cut
+        windows as they come; of the segments they complete, only the last is decided on (module
+        docstring), so pushing a backlog at once is how a caller catches up."""
         samples = np.asarray(samples, dtype=np.float32)
         voiced = self._vad.push(samples)
         audio = np.concatenate([self._unclassified, samples])
@@ -169,7 +177,7 @@ class AsrSession:
         commits: list[Commit] = []
         for k, is_speech in enumerate(voiced):
             commits += self._frame_in(audio[k * self._frame : (k + 1) * self._frame], bool(is_speech))
-        return commits
+        return commits + self._decide_due()
 
     def finish(self) -> list[Commit]:
         """End of input: commit everything left."""
@@ -195,16 +203,24 @@ class AsrSession:
             self._commits.start_sentence(self._window_index)  # elapsed time counts from its first voiced frame
         self._window = np.concatenate([self._window, frame])
         self._silence = 0 if is_speech else self._silence + frame.size
-        commits: list[Commit] = []
         segment = self.options.segment_samples
         if self._window.size >= (self._n_segments + 1) * segment and self._silence < self._window.size:
             self._n_segments = self._window.size // segment
-            for written in self._decoder.step(self._policy, self._window, self._n_segments):
-                commits += self._emit(written, end_of_window=False)
+            # Stamped with the audio heard at the segment's end: what the policy will have read.
+            self._due = (self._n_segments, self.heard_ms)
         if (self._silence >= SAMPLE_RATE_HZ * vad.min_silence_ms // 1000
                 or self._window.size >= SAMPLE_RATE_HZ * vad.max_window_ms // 1000):
-            commits += self._close_window()
-        return commits
+            # The decision due comes first, as it would have at its segment's end.
+            return self._decide_due() + self._close_window()
+        return []
+
+    def _decide_due(self) -> list[Commit]:
+        """The policy's decisions on the last segment this push completed, if any."""
+        if self._due is None:
+            return []
+        (n_segments, heard_ms), self._due = self._due, None
+        return [commit for written in self._decoder.step(self._policy, self._window, n_segments)
+                for commit in self._emit(written, end_of_window=False, heard_ms=heard_ms)]
 
     def _close_window(self) -> list[Commit]:
         tail = SAMPLE_RATE_HZ * WINDOW_TAIL_MS // 1000
@@ -216,6 +232,7 @@ class AsrSession:
         self._new_window()
         return commits
 
-    def _emit(self, written: WrittenTokens, end_of_window: bool) -> list[Commit]:
-        commit = self._commits.build(written, source_read=self.heard_ms, end=end_of_window, audio_ms=self.heard_ms)
+    def _emit(self, written: WrittenTokens, end_of_window: bool, heard_ms: int | None = None) -> list[Commit]:
+        heard_ms = self.heard_ms if heard_ms is None else heard_ms
+        commit = self._commits.build(written, source_read=heard_ms, end=end_of_window, audio_ms=heard_ms)
         return [commit] if commit is not None else []
