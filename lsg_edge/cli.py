@@ -117,8 +117,13 @@ def _silence_stdout() -> None:
 @click.option("--stdin", "use_stdin", is_flag=True, help="Read the source stream from standard input.")
 @click.option("--json", "as_json", is_flag=True, help="Write one JSON object per commit.")
 @click.option("--no-split", is_flag=True, help="End sentences only at line breaks, not at . ! ?")
+@click.option("--catch-up", is_flag=True,
+              help="Words that arrive while a decision runs are read before the next decision, not each "
+                   "decided on: a bounded lag when input comes faster than this machine translates (a "
+                   "whole file is then translated sentence by sentence).")
 @policy_flags
-def translate(input_file: Path | None, use_stdin: bool, as_json: bool, no_split: bool, **flags: Any) -> None:
+def translate(input_file: Path | None, use_stdin: bool, as_json: bool, no_split: bool, catch_up: bool,
+              **flags: Any) -> None:
     """Translate a word stream simultaneously; committed words are written as they are decided.
 
     Words are read as soon as they are typed or piped (no need to wait for the end of a line);
@@ -142,7 +147,7 @@ def translate(input_file: Path | None, use_stdin: bool, as_json: bool, no_split:
             raise InputError(f"cannot read {input_file}: {e.strerror}") from e
     wrote = False
     try:
-        for commit in session.translate_stream(read_words(stream, split_sentences=not no_split)):
+        for commit in session.translate_stream(read_words(stream, split_sentences=not no_split), catch_up=catch_up):
             writer.write(commit)
             wrote = True
     finally:

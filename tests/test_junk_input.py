@@ -223,3 +223,37 @@ def _tiny_gguf(folder: Path) -> Path:
 def _cli(folder: Path, *flags: str) -> subprocess.CompletedProcess:
     return subprocess.run(CLI + ["translate", "--stdin", "--model", str(_tiny_gguf(folder)), "--threads", "1", *flags],
                           input=b"Hallo Welt .\n", capture_output=True, timeout=120)
+
+
+# --- catching up: words that were waiting are read before the next decision -------------------
+
+
+def _parts(*parts: bytes):
+    class Parts:  # a stream that delivers each of `parts` in one read
+        def __init__(self) -> None:
+            self.parts = list(parts)
+
+        def read1(self, n: int) -> bytes:  # noqa: ARG002
+            return self.parts.pop(0) if self.parts else b""
+
+    return Parts()
+
+
+def test_words_of_one_read_are_marked_as_waiting_but_its_last():
+    events = list(read_words(_parts(b"eins zwei ", b"drei vi", b"er\nf\xc3\xbcnf")))
+    assert [(e.word, e.more_waiting) for e in events if e.word is not None] == [
+        ("eins", True), ("zwei", False), ("drei", False), ("vier", False), ("fünf", False)]
+
+
+def test_catching_up_decides_once_on_words_that_came_together():
+    def run(catch_up: bool):
+        session, full = _session()
+        commits = list(session.translate_stream(read_words(_parts(b"eins zwei drei vier ", b"f\xc3\xbcnf\n")),
+                                                catch_up=catch_up))
+        return [c.source_read for c in commits if not c.sentence_end], full.calls
+
+    each, each_calls = run(catch_up=False)
+    caught_up, caught_up_calls = run(catch_up=True)
+    assert set(each) == {1, 2, 3, 4, 5}  # wait-1: words written after every word read
+    assert set(caught_up) == {4, 5}  # decided after the four that came together, then after the fifth
+    assert caught_up_calls < each_calls

@@ -90,6 +90,19 @@ def test_cli_json_events(default_gguf):
     assert all(e["elapsed_ms"] >= 0 for e in events)
 
 
+def test_cli_catch_up_reads_words_that_came_together_before_deciding(default_gguf):
+    # Piped at once, every word of the first sentence was already waiting: with --catch-up none of
+    # them is decided on alone, and the sentence comes out whole at its end, as offline would.
+    stdin = (SENTENCE + "\nDanke schön.\n").encode()
+    result = run_cli(["translate", "--stdin", "--json", "--policy", "wait-k", "--k", "2", "--catch-up"], stdin)
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in result.stdout.decode().splitlines()]
+    first = [e for e in events if e["sentence"] == 0]
+    assert len(first) == 1 and first[0]["sentence_end"] and first[0]["source_read"] == len(split_words(SENTENCE))
+    assert "police" in first[0]["text"].lower()
+    assert [e["sentence_end"] for e in events].count(True) == 2
+
+
 def test_cli_streams_before_the_line_ends(default_gguf):
     """A slow typist sees committed words while the sentence is still being typed."""
     process = subprocess.Popen(CLI + ["translate", "--stdin", "--json", "--policy", "wait-k", "--k", "1"],

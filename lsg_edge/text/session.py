@@ -182,12 +182,17 @@ class TranslationSession:
         self._new_sentence(s.index + 1)
         return [event] if event is not None else []  # a text sentence always ends with one
 
-    def translate_stream(self, events: Iterable[SourceEvent]) -> Iterator[Commit]:
+    def translate_stream(self, events: Iterable[SourceEvent], catch_up: bool = False) -> Iterator[Commit]:
         """Translate a stream of source words and sentence ends (see `source.read_words`),
-        yielding each commit as soon as it is made. A stream that ends mid-sentence is finished."""
+        yielding each commit as soon as it is made. A stream that ends mid-sentence is finished.
+
+        `catch_up`: words that came together with later ones (`SourceEvent.more_waiting`: they were
+        waiting while the last decision ran) are read without a decision; the policy decides after
+        the last of them. Input faster than the machine translates then keeps a bounded lag instead
+        of one that grows with the stream; a file piped in whole is translated sentence by sentence."""
         for event in events:
             if event.word is not None:
-                yield from self.push(event.word)
+                yield from self.push(event.word, decide=not (catch_up and event.more_waiting))
             if event.sentence_end:
                 yield from self.finish()
         yield from self.finish()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import codecs
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import BinaryIO, Iterator
 
 from ..errors import InputError
@@ -43,6 +43,8 @@ class SourceEvent:
 
     word: str | None = None  # a complete source word, or None for a sentence end
     sentence_end: bool = False  # the sentence ended (line break, or sentence-final punctuation)
+    # More words came in the same read as this one: they were already waiting when it was read.
+    more_waiting: bool = False
 
 
 class InvalidSourceBytes(InputError):
@@ -153,16 +155,20 @@ def read_words(stream: BinaryIO, split_sentences: bool = True) -> Iterator[Sourc
             if len(stripped) == len(text):
                 cut = max(text.rfind(c) for c in " \t\r\n\f\v") + 1
                 pending, text = text[cut:], text[:cut]
+        events: list[SourceEvent] = []
         for line_no, line in enumerate(text.split("\n")):
             if line_no > 0 and sentence_open:
-                yield SourceEvent(sentence_end=True)
+                events.append(SourceEvent(sentence_end=True))
                 sentence_open = False
             for word in split_words(line):
-                yield SourceEvent(word=word)
+                events.append(SourceEvent(word=word, more_waiting=True))
                 sentence_open = True
                 if split_sentences and ends_sentence(word):
-                    yield SourceEvent(sentence_end=True)
+                    events.append(SourceEvent(sentence_end=True))
                     sentence_open = False
+        last_word = max((k for k, event in enumerate(events) if event.word is not None), default=-1)
+        for k, event in enumerate(events):
+            yield replace(event, more_waiting=False) if k == last_word else event
         if not chunk:
             if sentence_open:
                 yield SourceEvent(sentence_end=True)
