@@ -80,6 +80,11 @@ def stream(engine: SpeechEngine, audio: np.ndarray, speed: float, catch_up: bool
     return {"text": " ".join(words), "lags": np.array(lags), "tail": (end - arrival(len(blocks) - 1)) * speed}
 
 
+def lag_cells(lags: np.ndarray, tail_s: float, digits: int = 1) -> str:
+    """The lag columns both catch-up benchmarks print: mean, 90th percentile, maximum, tail."""
+    return " | ".join(f"{value:.{digits}f}" for value in (lags.mean(), np.percentile(lags, 90), lags.max(), tail_s))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="the shared data folder (holds librispeech-dev)")
@@ -100,8 +105,7 @@ def main() -> None:
             wer = word_error_rate([transcript], [r["text"]])
             lags = r["lags"]
             print(f"| {speed:g} | {'catch-up' if catch_up else 'each block'} | {wer:.2f} | {lags.size} "
-                  f"| {lags.mean():.1f} | {np.percentile(lags, 90):.1f} | {lags.max():.1f} | {r['tail']:.1f} |",
-                  flush=True)
+                  f"| {lag_cells(lags, r['tail'])} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -29,6 +30,9 @@ import sacrebleu
 from lsg_edge import TranslationEngine
 from lsg_edge.evaluation.text_run import read_parallel
 from lsg_edge.text.source import read_words, split_words
+
+sys.path.insert(0, str(Path(__file__).parent))
+from catch_up import lag_cells  # noqa: E402  (a sibling benchmark script)
 
 
 def feed(fd: int, sentences: list[list[str]], rate: float, arrivals: list[float]) -> None:
@@ -107,10 +111,8 @@ def main() -> None:
             for catch_up in (False, True):
                 r = run(engine, sentences, rate, catch_up)
                 bleu = sacrebleu.corpus_bleu(r["outputs"], [references]).score
-                lags = r["lags"]
                 print(f"| {rate:g} | {'catch-up' if catch_up else 'each word'} | {bleu:.2f} | {r['calls']} "
-                      f"| {lags.mean():.2f} | {np.percentile(lags, 90):.2f} | {lags.max():.2f} | {r['tail']:.2f} |",
-                      flush=True)
+                      f"| {lag_cells(r['lags'], r['tail'], digits=2)} |", flush=True)
 
 
 if __name__ == "__main__":
