@@ -3,6 +3,12 @@
 No sound card is needed: an ALSA `file` plugin (in a private ~/.asoundrc) serves the samples of a
 LibriSpeech utterance as the default capture device, at 44.1 kHz — a rate Whisper does not take,
 so the resampling path runs too. The CLI is stopped with SIGINT, as a user stops it with Ctrl-C.
+
+That device is not paced: over a `null` slave it delivers thousands of seconds of audio a second.
+To the CLI it is a microphone on a machine infinitely far behind, so `MicrophoneStream` hands the
+session its whole backlog and the session catches up (`speech.session`): the utterance is decided
+on in one or two pushes, not segment by segment. What a real-time source sees — commits while the
+speech goes on — is pinned where the clock can be controlled (`paced`, the session's push tests).
 """
 
 from __future__ import annotations
@@ -85,7 +91,7 @@ def test_mic_captions_are_committed_live_and_ctrl_c_stops_cleanly(file_microphon
 
     assert process.returncode == 0, stderr  # Ctrl-C is how a live session ends
     assert "Traceback" not in stderr
-    assert len(events) >= 3, "captions should arrive while the speech is still being captured"
+    assert events and all(e["audio_ms"] <= 12_000 for e in events), "commits come from the speech and its pause"
     assert any(e["sentence_end"] for e in events), "the pause after the speech should close the window"
     heard = " ".join(e["text"] for e in events)
     assert word_error_rate([REFERENCE], [heard]) < 25.0, heard
