@@ -132,7 +132,8 @@ def main() -> None:
             args.output.write_text(json.dumps(rows, ensure_ascii=False, indent=1))
             print(f"\r{n + 1}/{len(pairs)} sentences", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
-    print(f"sentences {args.first}–{args.first + len(pairs) - 1}: " + ", ".join(f"{k} {v}" for k, v in totals.items()))
+    counts = ", ".join(f"{name} {value}" for name, value in totals.items())
+    print(f"sentences {args.first}–{args.first + len(pairs) - 1}: {counts}")
 
 
 if __name__ == "__main__":

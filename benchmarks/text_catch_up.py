@@ -60,7 +60,8 @@ def run(engine: TranslationEngine, sentences: list[list[str]], rate: float, catc
         for commit in session.translate_stream(read_words(stream, split_sentences=False), catch_up=catch_up):
             last = time.monotonic()
             if commit.text:
-                outputs[commit.sentence_index] = (outputs[commit.sentence_index] + commit.separator + commit.text).strip()
+                k = commit.sentence_index
+                outputs[k] = (outputs[k] + commit.separator + commit.text).strip()
                 lags.append(last - arrivals[first_word[commit.sentence_index] + commit.source_read - 1])
         calls = session.counters["full_decode_calls"] - calls_before
     feeder.join()

@@ -102,7 +102,8 @@ def asr_command(audio: Path | None, mic: bool, mic_device: str | None, realtime:
                 task: str, language: str | None, policy: str, segment_ms: int, k: int, delta: float, alpha: float,
                 low_bound: int, top_bound: int, words_per_segment: int, kl_direction: str, draft_tokens: int,
                 frames: int, beam: int, encoder_window: str, encoder_pad_ms: int, device: str, compute_device: str | None,
-                carry_tokens: int, edge_words: int, no_speech_threshold: float, min_silence_ms: int, precision: str, threads: int, manifest: Path | None,
+                carry_tokens: int, edge_words: int, no_speech_threshold: float, min_silence_ms: int, precision: str,
+                threads: int, manifest: Path | None,
                 translate_to: str | None, translation_model: Path | None, translation_manifest: str | None,
                 srt_path: Path | None, vtt_path: Path | None, drafts: bool) -> None:
     """Stream speech recognition (or translation) with LSG, from AUDIO or --mic.
