@@ -1,4 +1,4 @@
-"""A Python client of `lsg-edge serve`: stream a WAV file or the microphone, get the commits back.
+"""A Python client of `lsg-edge serve`: stream a WAV file, the microphone or text, get the commits back.
 
     from lsg_edge.client import CaptionClient
 
@@ -8,6 +8,10 @@
         for event in client.stop():            # everything the server sent, in order
             if event.message["type"] == "commit":
                 print(event.message["separator"] + event.message["text"], end="")
+
+    with CaptionClient(url, input="text", language="de", target="en") as client:
+        client.send_text("Die Polizei sucht ")  # pieces of any size; a word is read once whitespace follows
+        messages = client.stop()
 
 Messages are received on a thread as they come (`on_message` sees each at once); `stop()` ends the
 audio, waits for the server's final message and returns them all with their arrival times. Needs
@@ -26,9 +30,9 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from .errors import LsgEdgeError
-from .serve.protocol import BYTES_PER_SAMPLE, SAMPLE_RATE_HZ
+from .serve.protocol import BYTES_PER_SAMPLE, MAX_TEXT_CHARS, SAMPLE_RATE_HZ
 
-__all__ = ["CaptionClient", "ReceivedMessage", "ServerError", "stream_audio", "transcript"]
+__all__ = ["CaptionClient", "ReceivedMessage", "ServerError", "stream_audio", "stream_text", "transcript"]
 
 _SEND_BLOCK_MS = 200  # audio per binary frame: 6.4 KB, well under the server's frame limit
 _OPEN_TIMEOUT_S = 10.0
@@ -47,11 +51,12 @@ class ReceivedMessage:
 
 
 class CaptionClient:
-    """One stream to a server: settings on connect, `send` audio, `stop` for the rest."""
+    """One stream to a server: settings on connect, `send` audio (or `send_text` with
+    `input="text"`), `stop` for the rest."""
 
     def __init__(self, url: str, language: str = "en", target: str | None = None, policy: str = "lsg",
                  catch_up: bool = True, on_message: Callable[[ReceivedMessage], None] | None = None,
-                 open_timeout_s: float = _OPEN_TIMEOUT_S) -> None:
+                 open_timeout_s: float = _OPEN_TIMEOUT_S, input: str = "audio") -> None:
         try:
             from websockets.exceptions import ConnectionClosed, WebSocketException
             from websockets.sync.client import connect
@@ -67,8 +72,8 @@ class CaptionClient:
             raise LsgEdgeError(f"cannot connect to {url}: {e}") from e
         try:
             try:
-                self._ws.send(json.dumps({"language": language, "target": target, "policy": policy,
-                                          "catch_up": catch_up}))
+                self._ws.send(json.dumps({"input": input, "language": language, "target": target,
+                                          "policy": policy, "catch_up": catch_up}))
             except ConnectionClosed:
                 pass  # a full server refuses before reading the settings: its message says so
             self.ready = self._first_message(open_timeout_s)
@@ -97,16 +102,25 @@ class CaptionClient:
         samples = np.asarray(samples, dtype=np.float32).reshape(-1)
         pcm = (np.clip(samples, -1.0, 32767 / 32768) * 32768.0).astype("<i2").tobytes()
         step = SAMPLE_RATE_HZ * _SEND_BLOCK_MS // 1000 * BYTES_PER_SAMPLE
+        self._send_all(pcm[offset : offset + step] for offset in range(0, len(pcm), step))
+        self.sent_samples += samples.size
+
+    def send_text(self, text: str) -> None:
+        """Send a piece of text to translate (a text stream): any size, cut into messages the
+        server takes. A word is read once whitespace follows it; a line break ends a sentence."""
+        self._send_all(json.dumps({"type": "text", "text": text[offset : offset + MAX_TEXT_CHARS]}, ensure_ascii=False)
+                       for offset in range(0, len(text), MAX_TEXT_CHARS))
+
+    def _send_all(self, messages: Iterable[bytes | str]) -> None:
         try:
-            for offset in range(0, len(pcm), step):
-                self._ws.send(pcm[offset : offset + step])
+            for message in messages:
+                self._ws.send(message)
         except Exception as e:  # noqa: BLE001 - the server closed the stream; say why if it told us
             self._done.wait(2.0)
             raise ServerError(self._error or f"{self.url}: the connection closed while sending ({e})") from e
-        self.sent_samples += samples.size
 
     def stop(self, timeout_s: float | None = None) -> list[ReceivedMessage]:
-        """End the audio; wait for the server's final message; every message received."""
+        """End the input; wait for the server's final message; every message received."""
         try:
             self._ws.send(json.dumps({"type": "stop"}))
         except Exception:  # noqa: BLE001 - already closed: the receiver has the reason
@@ -153,6 +167,15 @@ def stream_audio(url: str, blocks: Iterable[np.ndarray], **settings: Any) -> lis
     with CaptionClient(url, **settings) as client:
         for block in blocks:
             client.send(block)
+        return client.stop()
+
+
+def stream_text(url: str, pieces: Iterable[str], **settings: Any) -> list[ReceivedMessage]:
+    """Send `pieces` of text to translate and return every message the server sent (`settings`:
+    those of `CaptionClient`, with `target`; `input` is "text")."""
+    with CaptionClient(url, input="text", **settings) as client:
+        for piece in pieces:
+            client.send_text(piece)
         return client.stop()
 
 

@@ -257,3 +257,34 @@ def test_catching_up_decides_once_on_words_that_came_together():
     assert set(each) == {1, 2, 3, 4, 5}  # wait-1: words written after every word read
     assert set(caught_up) == {4, 5}  # decided after the four that came together, then after the fifth
     assert caught_up_calls < each_calls
+
+
+def test_the_word_splitter_gives_for_any_pieces_what_one_piece_gives():
+    """The server's text streams cut words as `translate` does, however the text is cut into messages."""
+    from lsg_edge.text.source import WordSplitter
+
+    text = "Guten Morgen, Dr. Müller! Wie geht's?\nGut \x1b]0;title\x07danke"
+
+    def words_and_ends(pieces: list[str]) -> list[str | None]:
+        splitter = WordSplitter()
+        events = [e for piece in pieces for e in splitter.feed(piece)] + splitter.end()
+        return [e.word if e.word is not None else "|" for e in events]
+
+    whole = words_and_ends([text])
+    assert whole == ["Guten", "Morgen,", "Dr.", "Müller!", "|", "Wie", "geht's?", "|", "Gut", "danke", "|"]
+    for size in (1, 2, 5, 13):
+        assert words_and_ends([text[i : i + size] for i in range(0, len(text), size)]) == whole
+    assert whole == [e.word if e.word is not None else "|" for e in _events(text, chunks=7)]
+
+
+def test_the_word_splitter_holds_a_partial_word_until_whitespace_or_the_end():
+    from lsg_edge.text.source import WordSplitter
+
+    splitter = WordSplitter()
+    assert [e.word for e in splitter.feed("eins zw")] == ["eins"]
+    assert splitter.feed("ei") == []
+    assert [(e.word, e.more_waiting) for e in splitter.feed(" drei vier ")] == [
+        ("zwei", True), ("drei", True), ("vier", False)]
+    assert [(e.word, e.sentence_end) for e in splitter.feed("fünf") + splitter.end()] == [
+        ("fünf", False), (None, True)]
+    assert splitter.end() == []  # nothing open any more

@@ -234,9 +234,10 @@ def test_stop_ends_with_done_and_a_normal_close(served, data_dir: Path) -> None:
     with raw_socket(address) as ws:
         ws.send(_SETTINGS)
         ready = json.loads(ws.recv(timeout=30))
-        assert ready == {"type": "ready", "sample_rate_hz": 16000, "format": "s16le",
+        assert ready == {"type": "ready", "input": "audio", "sample_rate_hz": 16000, "format": "s16le",
                          "max_frame_bytes": MAX_FRAME_BYTES,
-                         "settings": {"language": "en", "target": None, "policy": "lsg", "catch_up": True}}
+                         "settings": {"input": "audio", "language": "en", "target": None, "policy": "lsg",
+                                      "catch_up": True}}
         ws.send(_PCM)
         ws.send('{"type": "stop"}')
         answers, code = read_until_closed(ws)

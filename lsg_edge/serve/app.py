@@ -5,8 +5,9 @@ session cap, so a connection never waits for another's thread; past the cap a ne
 refused with a message (`CLOSE_TRY_AGAIN`) instead of slowing every stream down.
 
 Per connection two tasks share an `asyncio.Queue`: the receiver reads the socket (and enforces the
-timeouts and the frame checks), the processor pushes the queued audio into the session in 100 ms
-pieces and sends what each commits. The queue is bounded: a client sending faster than the session
+timeouts and the frame or message checks), the processor takes whatever is queued, lets the stream
+cut it into pushes (`ServedStream.pieces`: one with catch-up, 100 ms or one word each without) and
+sends what each push commits. The queue is bounded: a client sending faster than the session
 decodes is slowed by TCP, not buffered without limit.
 """
 
@@ -28,7 +29,7 @@ from ..errors import OptionsError
 from .protocol import (
     CLOSE_INTERNAL, CLOSE_NORMAL, CLOSE_TRY_AGAIN, CLOSE_UNSUPPORTED, MAX_FRAME_BYTES,
     PCM_FORMAT, SAMPLE_RATE_HZ, ProtocolError, StreamSettings, decode_pcm, done_message, error_message,
-    parse_control, parse_settings, progress_message, ready_message,
+    parse_control, parse_settings, parse_text_message, progress_message, ready_message,
 )
 from .streams import ServedStream, ServeEngines
 
@@ -36,9 +37,8 @@ __all__ = ["ServeOptions", "create_app", "default_max_sessions"]
 
 log = logging.getLogger("lsg_edge.serve")
 
-_STOP = "stop"
-_GONE = "gone"
-_PIECE_SAMPLES = SAMPLE_RATE_HZ // 10  # audio per session call without catch_up, 100 ms
+_STOP = object()  # queue markers: the client's stop message, the client gone
+_GONE = object()
 
 
 def default_max_sessions() -> int:
@@ -57,7 +57,7 @@ class ServeOptions:
     settings_timeout_s: float = 10.0  # a connection must send its settings within this, s
     idle_timeout_s: float = 30.0  # a stream that sends nothing for this long is closed, s
     max_queued_frames: int = 64  # frames received but not yet decoded, per connection (backpressure)
-    progress_every_ms: int = 250  # audio between two progress messages, ms
+    progress_every_ms: int = 250  # audio between two progress messages, ms (text: after every push)
 
     def __post_init__(self) -> None:
         if self.max_sessions < 1:
@@ -196,8 +196,21 @@ class _Connection:
                                 CLOSE_UNSUPPORTED)
         return message["text"]
 
+    def _input(self, message: dict) -> Any:
+        """One received message as what the stream takes (float32 samples, or a text piece), or _STOP."""
+        if self.settings.input == "text":
+            if message.get("bytes") is not None:
+                raise ProtocolError("a text stream takes {\"type\": \"text\"} messages, not binary frames",
+                                    CLOSE_UNSUPPORTED)
+            text = parse_text_message(message.get("text") or "")
+            return _STOP if text is None else text
+        if message.get("bytes") is not None:
+            return decode_pcm(message["bytes"])
+        parse_control(message.get("text") or "")
+        return _STOP
+
     async def _receive(self, queue: asyncio.Queue) -> None:
-        """Socket → queue: float32 arrays, then one of _STOP, _GONE or a ProtocolError."""
+        """Socket → queue: the stream's input, then one of _STOP, _GONE or a ProtocolError."""
         while True:
             try:
                 message = await asyncio.wait_for(self.ws.receive(), self.options.idle_timeout_s)
@@ -205,14 +218,13 @@ class _Connection:
                     self._abandoned = True
                     await queue.put(_GONE)
                     return
-                if message.get("bytes") is not None:
-                    await queue.put(decode_pcm(message["bytes"]))
-                else:
-                    await queue.put(parse_control(message.get("text") or ""))
+                item = self._input(message)
+                await queue.put(item)
+                if item is _STOP:
                     return
             except asyncio.TimeoutError:
                 self._abandoned = True
-                await queue.put(ProtocolError(f"no audio for {self.options.idle_timeout_s:g} s"))
+                await queue.put(ProtocolError(f"no {self.settings.input} for {self.options.idle_timeout_s:g} s"))
                 return
             except ProtocolError as e:
                 self._abandoned = True
@@ -220,28 +232,26 @@ class _Connection:
                 return
 
     async def _process(self, queue: asyncio.Queue) -> None:
-        last_progress_ms = 0
+        stream = self.stream
+        unit = stream.progress_unit
+        every = self.options.progress_every_ms if unit == "heard_ms" else 1
+        last_progress = 0
         while True:
             items = [await queue.get()]
             while not queue.empty():
                 items.append(queue.get_nowait())
-            blocks = [item for item in items if isinstance(item, np.ndarray)]
-            end = next((item for item in items if not isinstance(item, np.ndarray)), None)
-            audio = np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
-            # With catch_up, everything that came while the last push was decoding goes in one push:
-            # the session decides once, on the newest audio, so a stream on a machine slower than
-            # real time catches up instead of falling further behind (`speech.session`). Without,
-            # it goes in 100 ms pieces, each piece's commits sent before the next is decoded. Either
-            # way a client that went away or broke the protocol stops the decoding at the next push.
-            piece = audio.size if self.settings.catch_up else _PIECE_SAMPLES
-            for offset in range(0, audio.size, max(piece, 1)):
+            received = [item for item in items if isinstance(item, (np.ndarray, str))]
+            end = next((item for item in items if not isinstance(item, (np.ndarray, str))), None)
+            # Each piece's commits are sent before the next is decoded; a client that went away or
+            # broke the protocol stops the decoding at the next piece.
+            for piece in stream.pieces(received):
                 if self._abandoned:
                     break
-                for message in await self._call(self.stream.push, audio[offset : offset + piece]):
+                for message in await self._call(stream.push, piece):
                     await self._send(message)
-                if self.stream.heard_ms - last_progress_ms >= self.options.progress_every_ms:
-                    last_progress_ms = self.stream.heard_ms
-                    await self._send(progress_message(self.stream.heard_ms))
+                if stream.progress - last_progress >= every:
+                    last_progress = stream.progress
+                    await self._send(progress_message(stream.progress, unit))
             if end is None and not self._abandoned:
                 continue
             end = end if end is not None else await self._end(queue)
@@ -250,22 +260,22 @@ class _Connection:
                 return
             if isinstance(end, ProtocolError):
                 raise end
-            if self.stream.heard_ms != last_progress_ms:
+            if stream.progress != last_progress and unit == "heard_ms":
                 # All the audio is in: what follows is what `finish` commits at the end of the stream.
-                await self._send(progress_message(self.stream.heard_ms))
-            for message in await self._call(self.stream.finish):
+                await self._send(progress_message(stream.progress, unit))
+            for message in await self._call(stream.finish):
                 await self._send(message)
-            await self._send(done_message(self.stream.heard_ms))
+            await self._send(done_message(stream.progress, unit))
             await self.ws.close(CLOSE_NORMAL)
-            log.info("stream done: %d ms of audio", self.stream.heard_ms)
+            log.info("stream done: %s %d", unit, stream.progress)
             return
 
     @staticmethod
     async def _end(queue: asyncio.Queue) -> Any:
-        """The marker the receiver queued after the audio (it queues one when it abandons)."""
+        """The marker the receiver queued after the input (it queues one when it abandons)."""
         while True:
             item = await queue.get()
-            if not isinstance(item, np.ndarray):
+            if not isinstance(item, (np.ndarray, str)):
                 return item
 
     async def _call(self, function: Callable, *args: Any) -> Any:

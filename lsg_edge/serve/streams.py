@@ -1,8 +1,10 @@
 """What the server runs per connection: the engines loaded once, and one stream per connection.
 
-`ServeEngines.open_stream(settings)` makes a `ServedStream` from the engines' pools; its `push`,
-`finish` and `close` turn the session's commits (and its tentative text, where the session has one)
-into protocol messages. Everything here is synchronous: the server calls it from worker threads.
+`ServeEngines.open_stream(settings)` makes a `ServedStream` (audio) or a `ServedTextStream` (text)
+from the engines' pools. A stream cuts what the connection received into pushes (`pieces`: one per
+decision with catch-up, else one per 100 ms or per word), and its `push`, `finish` and `close` turn
+the session's commits and drafts into protocol messages. `push` and `finish` are synchronous: the
+server calls them from worker threads.
 """
 
 from __future__ import annotations
@@ -13,11 +15,15 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import LsgEdgeError
+from ..errors import EngineBusy, LsgEdgeError
+from ..events import Commit, Tentative
 from ..policy.options import SPEECH_POLICY_DEFAULTS
-from .protocol import SAMPLE_RATE_HZ, ProtocolError, StreamSettings, commit_message
+from ..text.source import SourceEvent, WordSplitter
+from .protocol import CLOSE_TRY_AGAIN, SAMPLE_RATE_HZ, ProtocolError, StreamSettings, commit_message
 
-__all__ = ["ServeEngines", "ServedStream"]
+__all__ = ["ServeEngines", "ServedStream", "ServedTextStream"]
+
+_PIECE_SAMPLES = SAMPLE_RATE_HZ // 10  # audio per push without catch-up, 100 ms
 
 
 class ServedStream:
@@ -28,12 +34,28 @@ class ServedStream:
     yet committed, per stream (`drafts()`).
     """
 
-    def __init__(self, session: Any) -> None:
+    progress_unit = "heard_ms"  # what `progress` counts, as the progress and done messages name it
+
+    def __init__(self, session: Any, catch_up: bool = True) -> None:
         self.session = session
+        self.catch_up = catch_up
         self.heard_ms = 0  # audio pushed so far, ms
         self._samples = 0
         self._drafts: dict[str, str] = {}  # last draft text sent, per stream
         self._closed = False
+
+    @property
+    def progress(self) -> int:
+        return self.heard_ms
+
+    def pieces(self, received: list[np.ndarray]) -> list[np.ndarray]:
+        """The pushes for the audio received since the last ones. With catch-up, everything that
+        came while the last push was decoding goes in one push: the session decides once, on the
+        newest audio, so a stream on a machine slower than real time catches up instead of falling
+        further behind (`speech.session`). Without, 100 ms pieces, each decided on in turn."""
+        audio = np.concatenate(received) if received else np.zeros(0, np.float32)
+        piece = max(audio.size if self.catch_up else _PIECE_SAMPLES, 1)
+        return [audio[offset : offset + piece] for offset in range(0, audio.size, piece)]
 
     def push(self, samples: np.ndarray) -> list[dict]:
         """Feed float32 mono 16 kHz samples; the messages to send."""
@@ -51,14 +73,69 @@ class ServedStream:
             self._closed = True
             self.session.close()
 
-    def _messages(self, events: list[Any]) -> list[dict]:
+    def _messages(self, events: list[Commit]) -> list[dict]:
         messages = [commit_message(event) for event in events]
-        for draft in self.session.drafts():
+        for draft in self._current_drafts():
             # A draft is sent when it changed: an emptied one too (the display drops its tail).
             if self._drafts.get(draft.stream, "") != draft.text:
                 self._drafts[draft.stream] = draft.text
                 messages.append(draft.to_json())
         return messages
+
+    def _current_drafts(self) -> list[Tentative]:
+        return self.session.drafts()
+
+
+class ServedTextStream(ServedStream):
+    """A text stream: a `TranslationSession` fed the words of the text pieces a client sends.
+
+    Pieces are cut into words as `lsg-edge translate` cuts its input (`source.WordSplitter`: a
+    word is read once whitespace follows it; a sentence ends at a line break or sentence-final
+    punctuation). The session's commits are the translation: they go out as the "target" stream.
+    """
+
+    progress_unit = "words_read"
+
+    def __init__(self, session: Any, catch_up: bool = True) -> None:
+        super().__init__(session, catch_up)
+        self.words_read = 0
+        self._splitter = WordSplitter()
+
+    @property
+    def progress(self) -> int:
+        return self.words_read
+
+    def pieces(self, received: list[str]) -> list[list[SourceEvent]]:
+        """The pushes for the text received since the last ones: with catch-up one, the policy
+        deciding after its last word only (as `TranslationSession.translate_stream` does); else one
+        per word, each decided on."""
+        events = self._splitter.feed("".join(received))
+        if self.catch_up:
+            return [events] if events else []
+        pushes: list[list[SourceEvent]] = []
+        for event in events:
+            if event.word is not None or not pushes:
+                pushes.append([])
+            pushes[-1].append(event)
+        return pushes
+
+    def push(self, events: list[SourceEvent]) -> list[dict]:  # type: ignore[override]
+        """Read `events`' words and sentence ends; the messages to send."""
+        commits: list[Commit] = []
+        for event in events:
+            if event.word is not None:
+                self.words_read += 1
+                commits += self.session.push(event.word, decide=not (self.catch_up and event.more_waiting))
+            if event.sentence_end:
+                commits += self.session.finish()
+        return self._messages([replace(commit, stream="target") for commit in commits])
+
+    def finish(self) -> list[dict]:
+        """End of text: the held word, and the rest of the open sentence."""
+        return self.push(self._splitter.end())
+
+    def _current_drafts(self) -> list[Tentative]:
+        return [Tentative(self.session.tentative, "target", self.session.sentence_index)]
 
 
 class ServeEngines:
@@ -81,8 +158,11 @@ class ServeEngines:
 
     @property
     def contexts_in_use(self) -> int:
-        """Decoder contexts lent to open sessions, as the speech engine counts them."""
-        return int(getattr(self.speech, "contexts_in_use", 0))
+        """Decoder contexts lent to open sessions: the speech engine's, and the translation
+        engine's context pairs (two contexts each: the full prefix and the wait-1 baseline)."""
+        speech = int(getattr(self.speech, "contexts_in_use", 0))
+        pool = getattr(self.translation, "pool", None)
+        return speech + (2 * pool.stats.in_use if pool is not None else 0)
 
     @property
     def translation_available(self) -> bool:
@@ -95,31 +175,45 @@ class ServeEngines:
         policy = replace(SPEECH_POLICY_DEFAULTS, name=settings.policy)
         options = AsrSessionOptions(language=settings.language, policy=policy)
         try:
-            if settings.target is None:
-                session = self.speech.create_session(options)
+            if settings.input == "text":
+                stream: ServedStream = _CountedText(self._text_session(settings), self, settings.catch_up)
+            elif settings.target is None:
+                stream = _Counted(self.speech.create_session(options), self, settings.catch_up)
             else:
-                session = self._translation_session(settings, options)
+                stream = _Counted(self._translation_session(settings, options), self, settings.catch_up)
         except ProtocolError:
             raise
+        except EngineBusy as e:
+            raise ProtocolError(f"the server is full: {e}", CLOSE_TRY_AGAIN) from e
         except LsgEdgeError as e:
             raise ProtocolError(f"settings {settings.to_json()} cannot be served: {e}") from e
         with self._lock:
             self._open += 1
-        return _Counted(session, self)
+        return stream
+
+    def _require_translation(self) -> Any:
+        if self.translation is None:
+            raise ProtocolError("translation is not available on this server: it was started without "
+                                "--translate (captions only; send \"target\": null)")
+        return self.translation
+
+    def _text_policy(self, settings: StreamSettings) -> Any:
+        """The text model's manifest settings for the pair (LSG), or another policy by name over them.
+        AlignAtt reads Whisper's attention, which text has not: a caption stream asking for it keeps
+        the manifest's LSG for its translation."""
+        if settings.policy in ("lsg", "alignatt"):
+            return None
+        return self._require_translation().policy_options(settings.language, settings.target, name=settings.policy)
+
+    def _text_session(self, settings: StreamSettings) -> Any:
+        engine = self._require_translation()
+        return engine.create_session(settings.language, settings.target, policy=self._text_policy(settings))
 
     def _translation_session(self, settings: StreamSettings, options: Any) -> Any:
         from ..cascade import SpeechTranslator
 
-        if self.translation is None:
-            raise ProtocolError("translation is not available on this server: it was started without "
-                                "--translate (captions only; send \"target\": null)")
-        # LSG: the text model's manifest settings for the pair; another policy by name over them.
-        # AlignAtt reads Whisper's attention, which text has not: it runs the captions only, and the
-        # translation keeps the manifest's LSG.
-        policy = None if settings.policy in ("lsg", "alignatt") else \
-            self.translation.policy_options(settings.language, settings.target, name=settings.policy)
-        return SpeechTranslator(self.speech, self.translation).create_session(
-            settings.language, settings.target, asr_options=options, policy=policy)
+        return SpeechTranslator(self.speech, self._require_translation()).create_session(
+            settings.language, settings.target, asr_options=options, policy=self._text_policy(settings))
 
     def _closed(self) -> None:
         with self._lock:
@@ -131,14 +225,25 @@ class ServeEngines:
                 engine.close()
 
 
-class _Counted(ServedStream):
-    """A stream that tells its engines when it closes."""
+class _TellsEngines:
+    """Mixed into a stream: tells its engines when it closes."""
 
-    def __init__(self, session: Any, engines: ServeEngines) -> None:
-        super().__init__(session)
-        self._engines = engines
+    _engines: ServeEngines
+    _closed: bool
 
     def close(self) -> None:
         if not self._closed:
-            super().close()
+            super().close()  # type: ignore[misc]
             self._engines._closed()
+
+
+class _Counted(_TellsEngines, ServedStream):
+    def __init__(self, session: Any, engines: ServeEngines, catch_up: bool = True) -> None:
+        super().__init__(session, catch_up)
+        self._engines = engines
+
+
+class _CountedText(_TellsEngines, ServedTextStream):
+    def __init__(self, session: Any, engines: ServeEngines, catch_up: bool = True) -> None:
+        super().__init__(session, catch_up)
+        self._engines = engines

@@ -20,7 +20,7 @@ from ..errors import InputError
 from .escapes import EscapeStripper, strip_escapes
 
 __all__ = [
-    "SourceEvent", "InvalidSourceBytes", "read_words", "ends_sentence", "join_words", "split_words", "has_letter_or_digit", "CONTROL_CHARACTERS",
+    "SourceEvent", "InvalidSourceBytes", "WordSplitter", "read_words", "ends_sentence", "join_words", "split_words", "has_letter_or_digit", "CONTROL_CHARACTERS",
 ]
 
 _READ_SIZE_BYTES = 4096
@@ -117,23 +117,69 @@ def ends_sentence(word: str) -> bool:
     return True
 
 
-def read_words(stream: BinaryIO, split_sentences: bool = True) -> Iterator[SourceEvent]:
-    """Yield words from a binary stream as soon as each is complete, and sentence ends.
+class WordSplitter:
+    """Text that arrives in pieces → source words and sentence ends, each word as soon as it is
+    complete (followed by whitespace) and the trailing partial word held for the next piece.
 
-    A sentence ends at a line break or, if `split_sentences`, after a word that `ends_sentence`.
-    Reads whatever bytes are available (no waiting for a full buffer or a newline).
+    `feed` takes one piece; the words it completes come out with `more_waiting` set on all but the
+    last (they came together). `end` closes the stream: the held word, then a sentence end if one
+    is open. A sentence ends at a line break or, if `split_sentences`, after a word that
+    `ends_sentence`. Escape sequences are removed whole even when they span two pieces.
+    """
+
+    def __init__(self, split_sentences: bool = True) -> None:
+        self.split_sentences = split_sentences
+        self._escapes = EscapeStripper()
+        self._pending = ""  # text after the last whitespace: a word still being typed
+        self._sentence_open = False
+
+    def feed(self, text: str) -> list[SourceEvent]:
+        """The words and sentence ends that `text` completes."""
+        return self._events(self._escapes.feed(text), final=False)
+
+    def end(self) -> list[SourceEvent]:
+        """End of the stream: the held word and a closing sentence end (if a sentence is open)."""
+        events = self._events(self._escapes.feed("", final=True), final=True)
+        if self._sentence_open:
+            events.append(SourceEvent(sentence_end=True))
+            self._sentence_open = False
+        return events
+
+    def _events(self, text: str, final: bool) -> list[SourceEvent]:
+        text, self._pending = self._pending + text, ""
+        if not final and len(text.rstrip()) == len(text):
+            cut = max(text.rfind(c) for c in " \t\r\n\f\v") + 1
+            self._pending, text = text[cut:], text[:cut]
+        events: list[SourceEvent] = []
+        for line_no, line in enumerate(text.split("\n")):
+            if line_no > 0 and self._sentence_open:
+                events.append(SourceEvent(sentence_end=True))
+                self._sentence_open = False
+            for word in split_words(line):
+                events.append(SourceEvent(word=word, more_waiting=True))
+                self._sentence_open = True
+                if self.split_sentences and ends_sentence(word):
+                    events.append(SourceEvent(sentence_end=True))
+                    self._sentence_open = False
+        last_word = max((k for k, event in enumerate(events) if event.word is not None), default=-1)
+        if last_word >= 0:
+            events[last_word] = replace(events[last_word], more_waiting=False)
+        return events
+
+
+def read_words(stream: BinaryIO, split_sentences: bool = True) -> Iterator[SourceEvent]:
+    """Yield words from a binary stream as soon as each is complete, and sentence ends
+    (`WordSplitter`). Reads whatever bytes are available (no waiting for a full buffer or a newline).
     """
     decoder = codecs.getincrementaldecoder("utf-8")()
-    escapes = EscapeStripper()  # a sequence may span two reads: it is removed whole before words are cut
+    splitter = WordSplitter(split_sentences)
     fd = stream.fileno() if _has_fileno(stream) else None
-    pending = ""  # text after the last whitespace: a word still being typed
-    sentence_open = False
     offset = 0  # bytes of the stream before `chunk`
     at_start = True  # no text decoded yet
-    invalid: InvalidSourceBytes | None = None
     while True:
         chunk = os.read(fd, _READ_SIZE_BYTES) if fd is not None else stream.read1(_READ_SIZE_BYTES)  # type: ignore[attr-defined]
         held = decoder.getstate()[0]  # bytes of a character split across reads, decoded with `chunk`
+        invalid: InvalidSourceBytes | None = None
         try:
             decoded = decoder.decode(chunk, final=not chunk)
         except UnicodeDecodeError as e:
@@ -146,32 +192,9 @@ def read_words(stream: BinaryIO, split_sentences: bool = True) -> Iterator[Sourc
             at_start = not decoded
             decoded = decoded.removeprefix("\ufeff")
         offset += len(chunk)
-        text = escapes.feed(decoded, final=not chunk)
-        text = pending + text
-        pending = ""
-        if chunk:
-            # Keep a trailing partial word for the next read.
-            stripped = text.rstrip()
-            if len(stripped) == len(text):
-                cut = max(text.rfind(c) for c in " \t\r\n\f\v") + 1
-                pending, text = text[cut:], text[:cut]
-        events: list[SourceEvent] = []
-        for line_no, line in enumerate(text.split("\n")):
-            if line_no > 0 and sentence_open:
-                events.append(SourceEvent(sentence_end=True))
-                sentence_open = False
-            for word in split_words(line):
-                events.append(SourceEvent(word=word, more_waiting=True))
-                sentence_open = True
-                if split_sentences and ends_sentence(word):
-                    events.append(SourceEvent(sentence_end=True))
-                    sentence_open = False
-        last_word = max((k for k, event in enumerate(events) if event.word is not None), default=-1)
-        for k, event in enumerate(events):
-            yield replace(event, more_waiting=False) if k == last_word else event
+        yield from splitter.feed(decoded)
         if not chunk:
-            if sentence_open:
-                yield SourceEvent(sentence_end=True)
+            yield from splitter.end()
             if invalid is not None:
                 raise invalid
             return
