@@ -1,6 +1,7 @@
 """The page of `lsg-edge serve` in a real browser: headless Chromium (Debian's package, driven by
 Playwright's Python API) with a fake microphone playing librispeech-dev utterances. Start, speak,
-stop: the captions must be as good as `lsg-edge asr` on the same file (WER within 3 points).
+stop: the captions must be as good as `lsg-edge asr` on the same file (WER within 3 points). Typed
+text is translated as it is typed, close to what `lsg-edge translate` gives for the same sentences.
 
 Without Chromium or Playwright this test fails and says what to install; it is never skipped.
 """
@@ -23,7 +24,7 @@ from lsg_edge.serve.app import ServeOptions, create_app
 from lsg_edge.serve.streams import ServeEngines
 from lsg_edge.speech.engine import SpeechEngine
 from tests.helpers.markers import SPEECH, loads
-from tests.helpers.serve import read_utterance, running_server
+from tests.helpers.serve import read_utterance, running_server, wait_until
 
 _UTTERANCES = (0, 2, 3)  # 17.7 s of speech
 _GAP_S = 1.0  # silence between utterances, and before the first (a fake device starts abruptly)
@@ -93,7 +94,7 @@ def test_the_page_captions_a_microphone_as_well_as_the_cli(speech_engine, speech
             page.goto(f"http://{address}/")
             # The page learns from /config, fetched after load, that no translation model is loaded.
             page.wait_for_selector("#target[data-unavailable='1']", state="attached", timeout=10_000)
-            assert page.is_disabled("#target")
+            assert page.is_disabled("#target") and page.is_disabled("#typed")
             # Remember whether the dimmed tentative tail ever showed words.
             page.evaluate("""() => {
                 window.sawTentative = false;
@@ -168,3 +169,57 @@ def test_the_worklet_resamples_to_16_khz_without_aliasing(speech_engine) -> None
     amplitude = {f: spectrum[np.abs(frequencies - f) < 20].max() for f in (440, 4000)}
     assert abs(amplitude[440] - 0.4) < 0.02, amplitude
     assert amplitude[4000] < 0.004, amplitude  # at least 40 dB below the tone it would alias from
+
+
+def test_typed_text_is_translated_as_it_is_typed(engine, wmt_pairs) -> None:
+    """Keystrokes into the page's text box: every word reaches the server, the translation shows while
+    the text is typed, and it is close to `translate`'s (chrF ≥ 60 against it: the server catches up
+    on words typed while it decodes, so the two may cut the same sentence into decisions differently)."""
+    import io
+
+    import sacrebleu
+    from playwright.sync_api import sync_playwright
+
+    from lsg_edge.text.source import read_words, split_words
+
+    chromium = _chromium()
+    sentences = [de for de, _ in wmt_pairs[:2]]
+    with engine.create_session("de", "en") as session:
+        text = "".join(s + "\n" for s in sentences).encode()
+        expected = " ".join(c.text for c in session.translate_stream(read_words(io.BytesIO(text))) if c.text)
+    engines = ServeEngines(None, engine)
+    with running_server(create_app(engines, ServeOptions(max_sessions=1))) as address, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 900, "height": 400})
+            page.goto(f"http://{address}/")
+            page.wait_for_function("() => fetch('/config').then(r => r.ok)", timeout=10_000)
+            page.select_option("#language", "de")
+            page.select_option("#target", "en")
+            page.evaluate("""() => {
+                window.translationWhileTyping = false;
+                const view = document.querySelector('#translation');
+                new MutationObserver(() => {
+                    if (document.body.dataset.state === 'typing' && view.innerText.trim()) window.translationWhileTyping = true;
+                }).observe(view, {childList: true, characterData: true, subtree: true});
+            }""")
+            for sentence in sentences:
+                page.type("#typed", sentence, delay=20)
+                page.keyboard.press("Enter")
+            assert page.get_attribute("body", "data-state") == "typing"
+            page.keyboard.press("Escape")
+            page.wait_for_selector("body[data-state=done]", timeout=_STREAM_TIMEOUT_MS)
+            translation = page.inner_text("#translation .committed")
+            source_shown = page.inner_text("#captions .committed")
+            words_read = page.get_attribute("body", "data-words-read")
+            while_typing = page.evaluate("window.translationWhileTyping")
+        finally:
+            browser.close()
+    n_words = sum(len(split_words(s)) for s in sentences)
+    assert words_read == str(n_words)
+    assert source_shown.split() == " ".join(sentences).split()
+    chrf = sacrebleu.sentence_chrf(translation, [expected]).score
+    print(f"\npage: {translation}\ntranslate: {expected}\nchrF {chrf:.1f}")
+    assert chrf >= 60, (translation, expected)
+    assert while_typing, "no translation showed before the text ended"
+    wait_until(lambda: engines.sessions_open == 0 and engines.contexts_in_use == 0, 60.0, "contexts not given back")

@@ -68,8 +68,20 @@ def test_client_without_a_server_is_one_line(data_dir: Path) -> None:
 @loads(SPEECH)
 def server_process():
     """`lsg-edge serve --model tiny.en --port 0` as a child process: its address."""
+    yield from _server_process()
+
+
+@pytest.fixture(scope="module")
+@loads(SPEECH)
+def translating_server_process(engine):  # noqa: ARG001 - marks it as loading the default text model too
+    """`lsg-edge serve --translate` (tiny.en and the default text model) as a child process."""
+    yield from _server_process("--translate")
+
+
+def _server_process(*flags: str):
     process = subprocess.Popen([sys.executable, "-m", "lsg_edge.cli", "serve", "--model", "tiny.en", "--port", "0",
-                                "--max-sessions", "2"], stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+                                "--max-sessions", "2", *flags], stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                               text=True)
     deadline = time.monotonic() + _START_TIMEOUT_S
     seen = []
     address = None
@@ -102,6 +114,41 @@ def test_client_command_reports_a_refusal_in_one_line(server_process, data_dir: 
     result = _lsg_edge("client", str(wav), "--url", f"ws://{address}/ws", "--target", "de")
     assert result.returncode == 1
     assert "translation is not available" in _one_line_error(result)
+
+
+def _client_stdin(address: str, text: bytes, *flags: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lsg_edge.cli", "client", "--stdin", "--url", f"ws://{address}/ws",
+                           *flags], input=text, capture_output=True, timeout=300)
+
+
+def test_client_stdin_prints_the_translation_of_piped_text(translating_server_process, wmt_pairs) -> None:
+    address, _ = translating_server_process
+    text = "".join(de + "\n" for de, _ in wmt_pairs[:2]).encode()
+    result = _client_stdin(address, text, "--language", "de", "--target", "en")
+    assert result.returncode == 0, result.stderr.decode()
+    lines = result.stdout.decode().splitlines()
+    assert len(lines) == 2 and all(len(line.split()) >= 5 for line in lines), lines
+    assert "Polizei" not in result.stdout.decode()  # translated, not echoed
+
+
+def test_client_stdin_with_bytes_that_are_not_utf8_translates_what_came_before(translating_server_process) -> None:
+    address, _ = translating_server_process
+    result = _client_stdin(address, b"Guten Morgen, meine Damen und Herren \xff weiter", "--language", "de",
+                           "--target", "en")
+    assert result.returncode == 1
+    assert "the input is not UTF-8: byte 0xff" in _one_line_error_bytes(result)
+    assert result.stdout.decode().strip(), "the words before the bad byte were not translated"
+
+
+def test_client_stdin_needs_a_target_before_connecting() -> None:
+    result = _lsg_edge("client", "--stdin", "--url", "ws://127.0.0.1:9/ws")
+    assert result.returncode == 1
+    assert "--stdin sends text to translate: give --target" in _one_line_error(result)
+
+
+def _one_line_error_bytes(result: subprocess.CompletedProcess) -> str:
+    return _one_line_error(subprocess.CompletedProcess(result.args, result.returncode, result.stdout.decode(),
+                                                       result.stderr.decode()))
 
 
 def test_serve_stops_cleanly_on_ctrl_c(server_process) -> None:

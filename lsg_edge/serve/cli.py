@@ -11,6 +11,7 @@ import logging
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -44,7 +45,8 @@ def require_serve_extra() -> None:
 @click.option("--idle-timeout-s", type=float, default=ServeOptions.idle_timeout_s, show_default=True,
               help="A stream that sends nothing for this long is closed, s.")
 @click.option("--translate", is_flag=True,
-              help="Also load the translation model: streams may then ask for a target language.")
+              help="Also load the translation model: streams may then ask for a target language, or send "
+                   "text to translate (\"input\": \"text\").")
 @click.option("--translation-model", type=click.Path(dir_okay=False, path_type=Path),
               help="With --translate: a GGUF translation model (default: the embedded one).")
 @click.option("--translation-manifest", help="With --translate: a text model manifest (name or .toml).")
@@ -75,8 +77,9 @@ def serve_command(host: str, port: int, max_sessions: int | None, model: str, th
     if translate:
         from ..text.flags import load_engine
 
-        # The translation model decodes for every stream in turn (its contexts are shared under a lock).
-        text = load_engine(translation_model, translation_manifest, None, threads, None, None, None)
+        # One model; each stream borrows its own pair of contexts, so the pool holds one per stream.
+        text = load_engine(translation_model, translation_manifest, None, threads, None, None, None,
+                           max_contexts=options.max_sessions)
     engines = ServeEngines(speech, text)
     app = create_app(engines, options)
     logging.basicConfig(stream=sys.stderr, format="lsg-edge serve: %(message)s")
@@ -114,6 +117,9 @@ def _listen(host: str, port: int) -> socket.socket:
 @click.command(name="client")
 @click.argument("audio", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--mic", is_flag=True, help="Stream the microphone (Ctrl-C to stop).")
+@click.option("--stdin", "text_stdin", is_flag=True,
+              help="Send text from standard input to translate, word by word as it is typed (needs --target; "
+                   "--language is the text's language).")
 @click.option("--url", default="ws://127.0.0.1:8765/ws", show_default=True, help="The server's WebSocket.")
 @click.option("--language", default="en", show_default=True, help="Spoken language code.")
 @click.option("--target", help="Translation target language (if the server translates).")
@@ -121,15 +127,15 @@ def _listen(host: str, port: int) -> socket.socket:
 @click.option("--json", "as_json", is_flag=True, help="Every server message as one JSON line.")
 @click.option("--fast", is_flag=True, help="Send a file as fast as the server takes it, not at the speed of speech, "
                                          "and have every segment decided on (no catching up).")
-def client_command(audio: Path | None, mic: bool, url: str, language: str, target: str | None, policy: str,
-                   as_json: bool, fast: bool) -> None:
-    """Stream AUDIO (any WAV) or --mic to a running `lsg-edge serve`; print what it commits."""
+def client_command(audio: Path | None, mic: bool, text_stdin: bool, url: str, language: str, target: str | None,
+                   policy: str, as_json: bool, fast: bool) -> None:
+    """Stream AUDIO (any WAV), --mic or text (--stdin) to a running `lsg-edge serve`; print what it commits."""
     from ..client import CaptionClient, ReceivedMessage
-    from ..speech.audio_io import MicrophoneStream, file_blocks, read_audio
 
-    if mic == (audio is not None):
-        raise InputError("give either an AUDIO file or --mic")
-    blocks = MicrophoneStream() if mic else file_blocks(read_audio(audio), realtime=not fast)
+    if mic + text_stdin + (audio is not None) != 1:
+        raise InputError("give one of an AUDIO file, --mic or --stdin")
+    if text_stdin and target is None:
+        raise InputError("--stdin sends text to translate: give --target (and --language, the text's language)")
     shown = "source" if target is None else "target"
     line_open = False
 
@@ -144,15 +150,34 @@ def client_command(audio: Path | None, mic: bool, url: str, language: str, targe
             line_open = not message.get("sentence_end")
         sys.stdout.flush()
 
-    # A file sent --fast is decided on segment by segment, as `lsg-edge asr` decides it; live audio
-    # lets the server catch up when it falls behind.
+    # A file sent --fast is decided on segment by segment, as `lsg-edge asr` decides it (text word by
+    # word, as `translate` does); live input lets the server catch up when it falls behind.
     with CaptionClient(url, language=language, target=target, policy=policy, catch_up=not fast,
-                       on_message=show) as client:
+                       on_message=show, input="text" if text_stdin else "audio") as client:
         try:
-            for block in blocks:
-                client.send(block)
+            if text_stdin:
+                _send_text(client)
+            else:
+                _send_audio(client, audio, mic, fast)
         except KeyboardInterrupt:
-            pass  # stop sending; the server still commits what it heard
-        client.stop()
+            pass  # stop sending; the server still commits what it was sent
+        finally:
+            client.stop()  # also after a reading error: what was sent is committed before it is raised
     if line_open:
         click.echo("")
+
+
+def _send_audio(client: Any, audio: Path | None, mic: bool, fast: bool) -> None:
+    from ..speech.audio_io import MicrophoneStream, file_blocks, read_audio
+
+    for block in MicrophoneStream() if mic else file_blocks(read_audio(audio), realtime=not fast):
+        client.send(block)
+
+
+def _send_text(client: Any) -> None:
+    """Standard input's words, each sent once it is complete (bytes that are not UTF-8 end the text
+    with a one-line error, after what came before them)."""
+    from ..text.source import read_words
+
+    for event in read_words(sys.stdin.buffer):
+        client.send_text("\n" if event.word is None else event.word + " ")

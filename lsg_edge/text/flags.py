@@ -69,8 +69,10 @@ def policy_flags(function: Callable[..., Any]) -> Callable[..., Any]:
     return function
 
 
-def load_engine(model_path, manifest, lora_path, threads, device, n_gpu_layers, n_ctx, extra_bufts=None, **_: Any):
-    """A TranslationEngine from the flags (unset ones: the manifest's values)."""
+def load_engine(model_path, manifest, lora_path, threads, device, n_gpu_layers, n_ctx, extra_bufts=None,
+                max_contexts=None, **_: Any):
+    """A TranslationEngine from the flags (unset ones: the manifest's values); `max_contexts`: the
+    sessions it serves at once (default: the engine's)."""
     from ..manifest import DEFAULT_TEXT_MANIFEST, GENERIC_TEXT_MANIFEST
     from .engine import TranslationEngine
 
@@ -86,7 +88,8 @@ def load_engine(model_path, manifest, lora_path, threads, device, n_gpu_layers, 
     given = {"device": device, "n_threads": threads, "n_gpu_layers": n_gpu_layers, "n_ctx_tokens": n_ctx,
              "lora_path": lora_path, "extra_bufts": extra_bufts}
     overrides = {name: value for name, value in given.items() if value is not None}
-    return TranslationEngine.load(manifest, model_path=model_path, **overrides)
+    pool = {"max_contexts": max_contexts} if max_contexts is not None else {}
+    return TranslationEngine.load(manifest, model_path=model_path, **overrides, **pool)
 
 
 def session_policy(engine, src, tgt, **flags: Any) -> PolicyOptions:

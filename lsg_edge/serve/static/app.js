@@ -1,9 +1,11 @@
 // lsg-edge serve: the page's side of the protocol (README, "lsg-edge serve").
 // Microphone → AudioWorklet (pcm-worklet.js: 16 kHz mono int16) → WebSocket; commits and drafts
-// back into the captions, progress into the lag figure.
+// back into the captions, progress into the lag figure. Typed text goes over a text stream
+// ("input": "text") a word at a time, its translation into the same view.
 "use strict";
 
 const CHUNK_MS = 100; // audio per frame, as pcm-worklet.js posts it
+const TYPING_IDLE_MS = 15000; // a text stream left this long is ended (its sentence finished) before the server's timeout
 
 const $ = (id) => document.getElementById(id);
 const toggle = $("toggle");
@@ -20,6 +22,8 @@ function setState(state, message) {
   toggle.disabled = state === "connecting" || state === "stopping";
   const locked = state !== "idle" && state !== "done" && state !== "error";
   for (const id of ["language", "target", "policy"]) $(id).disabled = locked || $(id).dataset.unavailable === "1";
+  if (state === "typing") toggle.disabled = true; // one stream at a time: the mic waits for the text to end
+  $("typed").disabled = ["connecting", "streaming", "stopping"].includes(state) || $("typed").dataset.unavailable === "1";
 }
 
 function resetView(view) {
@@ -139,11 +143,106 @@ function stop() {
 
 toggle.addEventListener("click", () => (document.body.dataset.state === "streaming" ? stop() : start()));
 
+// --- typed text ----------------------------------------------------------------------------------
+
+let typing = null; // the open text stream: {ws, ready, pending, idle, ending}
+
+function openTyping() {
+  const target = $("target").value || null;
+  if (target === null) {
+    setState("error", "Choose a language to translate to, then type.");
+    return null;
+  }
+  resetView(views.source);
+  resetView(views.target);
+  views.target.hidden = false;
+  lagOutput.textContent = "–";
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  const ws = new WebSocket(`${scheme}//${location.host}/ws`);
+  const run = { ws, ready: false, pending: [], idle: null, ending: false };
+  ws.onopen = () => {
+    ws.send(JSON.stringify({ input: "text", language: $("language").value, target, policy: $("policy").value }));
+  };
+  ws.onmessage = (event) => {
+    const message = JSON.parse(event.data);
+    switch (message.type) {
+      case "ready":
+        run.ready = true;
+        for (const piece of run.pending) ws.send(JSON.stringify({ type: "text", text: piece }));
+        run.pending = [];
+        if (run.ending) ws.send(JSON.stringify({ type: "stop" }));
+        break;
+      case "commit": showCommit(message); break;
+      case "draft": showDraft(message); break;
+      case "progress": document.body.dataset.wordsRead = message.words_read; break;
+      case "done":
+        views.target.querySelector(".tentative").textContent = "";
+        setState("done", `Done: ${message.words_read} words translated.`);
+        break;
+      case "error": setState("error", "Server: " + message.message); break;
+    }
+  };
+  ws.onclose = (event) => {
+    clearTimeout(run.idle);
+    if (typing === run) typing = null;
+    const state = document.body.dataset.state;
+    if (state !== "done" && state !== "error") {
+      setState("error", `Connection closed (${event.code}${event.reason ? ": " + event.reason : ""}).`);
+    }
+  };
+  setState("typing", "Translating as you type. Enter ends a sentence, Esc ends the text.");
+  return run;
+}
+
+function sendTyped(piece) {
+  if (!typing) typing = openTyping();
+  if (!typing) return;
+  const committed = views.source.querySelector(".committed");
+  committed.textContent += piece.replace(/\s+/g, " ");
+  if (typing.ready) typing.ws.send(JSON.stringify({ type: "text", text: piece }));
+  else typing.pending.push(piece);
+  clearTimeout(typing.idle);
+  typing.idle = setTimeout(endTyped, TYPING_IDLE_MS);
+}
+
+function endTyped() {
+  const box = $("typed");
+  if (box.value.trim()) sendTyped(box.value);
+  box.value = "";
+  if (!typing) return;
+  clearTimeout(typing.idle);
+  setState("stopping", "Finishing the translation…");
+  if (typing.ready) typing.ws.send(JSON.stringify({ type: "stop" }));
+  else typing.ending = true; // sent after the text still waiting for the server's "ready"
+}
+
+$("typed").addEventListener("input", (event) => {
+  // Words are sent once whitespace follows them; the word being typed stays in the box, editable.
+  const box = event.target;
+  const cut = box.value.search(/\s\S*$/);
+  if (cut < 0) return;
+  sendTyped(box.value.slice(0, cut + 1));
+  box.value = box.value.slice(cut + 1);
+});
+
+$("typed").addEventListener("keydown", (event) => {
+  if (event.key === "Enter") {
+    event.preventDefault();
+    sendTyped(event.target.value + "\n");
+    event.target.value = "";
+  } else if (event.key === "Escape") {
+    event.preventDefault();
+    endTyped();
+  }
+});
+
 fetch("/config").then((r) => r.json()).then((config) => {
   if (!config.translation_available) {
-    $("target").disabled = true;
-    $("target").title = "This server was started without translation.";
-    $("target").dataset.unavailable = "1";
+    for (const id of ["target", "typed"]) {
+      $(id).disabled = true;
+      $(id).title = "This server was started without translation (lsg-edge serve --translate).";
+      $(id).dataset.unavailable = "1";
+    }
   }
 }).catch(() => {});
 setState("idle");
