@@ -61,9 +61,9 @@ class Streamed:
     messages: list[ReceivedMessage]
 
 
-def start_server(model: str, threads: int, max_sessions: int) -> tuple[subprocess.Popen, str]:
+def start_server(model: str, threads: int, max_sessions: int, extra: tuple[str, ...] = ()) -> tuple[subprocess.Popen, str]:
     command = [sys.executable, "-m", "lsg_edge.cli", "serve", "--model", model, "--threads", str(threads),
-               "--max-sessions", str(max_sessions), "--port", "0"]
+               "--max-sessions", str(max_sessions), "--port", "0", *extra]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
     for line in process.stderr:
         match = re.search(r"serving on http://(127\.0\.0\.1:\d+)/", line)

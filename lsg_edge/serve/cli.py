@@ -53,7 +53,8 @@ def require_serve_extra() -> None:
 def serve_command(host: str, port: int, max_sessions: int | None, model: str, threads: int,
                   idle_timeout_s: float, translate: bool, translation_model: Path | None,
                   translation_manifest: str | None) -> None:
-    """Serve live captions: a page at http://HOST:PORT/ and the WebSocket protocol at /ws."""
+    """Serve live captions (and, with --translate, translation of speech or text): a page at
+    http://HOST:PORT/ and the WebSocket protocol at /ws."""
     require_serve_extra()
     import uvicorn
 
