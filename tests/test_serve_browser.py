@@ -24,7 +24,7 @@ from lsg_edge.serve.app import ServeOptions, create_app
 from lsg_edge.serve.streams import ServeEngines
 from lsg_edge.speech.engine import SpeechEngine
 from tests.helpers.markers import SPEECH, loads
-from tests.helpers.serve import read_utterance, running_server, wait_until
+from tests.helpers.serve import assert_released, read_utterance, running_server
 
 _UTTERANCES = (0, 2, 3)  # 17.7 s of speech
 _GAP_S = 1.0  # silence between utterances, and before the first (a fake device starts abruptly)
@@ -222,4 +222,4 @@ def test_typed_text_is_translated_as_it_is_typed(engine, wmt_pairs) -> None:
     print(f"\npage: {translation}\ntranslate: {expected}\nchrF {chrf:.1f}")
     assert chrf >= 60, (translation, expected)
     assert while_typing, "no translation showed before the text ended"
-    wait_until(lambda: engines.sessions_open == 0 and engines.contexts_in_use == 0, 60.0, "contexts not given back")
+    assert_released(engines)

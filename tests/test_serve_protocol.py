@@ -23,7 +23,9 @@ from lsg_edge.serve.streams import ServeEngines
 from lsg_edge.speech.engine import SpeechEngine
 from lsg_edge.speech.session import AsrSessionOptions
 from tests.helpers.markers import SPEECH, loads
-from tests.helpers.serve import raw_socket, read_until_closed, read_utterance, running_server, wait_until
+from tests.helpers.serve import (
+    assert_released, raw_socket, read_until_closed, read_utterance, refused, running_server, wait_until,
+)
 
 _SETTINGS = json.dumps({"language": "en", "target": None, "policy": "lsg"})
 _RELEASE_TIMEOUT_S = 60.0  # bound on waiting for a session's running decode to end (not a timing check)
@@ -71,11 +73,6 @@ def _quantized(audio: np.ndarray) -> np.ndarray:
     return (np.clip(audio, -1.0, 32767 / 32768) * 32768.0).astype(np.int16).astype(np.float32) / 32768.0
 
 
-def _assert_released(engines: ServeEngines) -> None:
-    wait_until(lambda: engines.sessions_open == 0 and engines.contexts_in_use == 0, _RELEASE_TIMEOUT_S,
-               f"contexts not given back: {engines.sessions_open} streams, {engines.contexts_in_use} contexts")
-
-
 def test_socket_captions_equal_an_in_process_session(served, speech_engine, data_dir: Path) -> None:
     address, engines = served
     audio, _, _ = read_utterance(data_dir, 0)
@@ -87,7 +84,7 @@ def test_socket_captions_equal_an_in_process_session(served, speech_engine, data
     got = transcript(messages)
     assert got.strip(), "no captions came back"
     assert got == _in_process(speech_engine, _quantized(audio))
-    _assert_released(engines)
+    assert_released(engines)
 
 
 def test_a_stream_that_falls_behind_catches_up(served, data_dir: Path) -> None:
@@ -104,7 +101,7 @@ def test_a_stream_that_falls_behind_catches_up(served, data_dir: Path) -> None:
     decided_at = {m.message["source_read"] for m in messages if m.message["type"] == "commit"
                   and not m.message["sentence_end"]}
     assert len(decided_at) < audio.size // (SAMPLE_RATE_HZ * 640 // 1000)
-    _assert_released(engines)
+    assert_released(engines)
 
 
 def test_four_clients_at_once_get_what_one_gets(served, speech_engine, data_dir: Path) -> None:
@@ -133,7 +130,7 @@ def test_four_clients_at_once_get_what_one_gets(served, speech_engine, data_dir:
     assert not errors, errors
     assert [results[k] for k in range(4)] == alone
     assert peak["contexts"] > 2, "the four streams never overlapped"  # two contexts per LSG stream
-    _assert_released(engines)
+    assert_released(engines)
 
 
 def test_a_stream_holds_two_contexts_and_gives_them_back_on_close(served, data_dir: Path) -> None:
@@ -143,18 +140,7 @@ def test_a_stream_holds_two_contexts_and_gives_them_back_on_close(served, data_d
         client.send(audio[:SAMPLE_RATE_HZ])
         assert engines.sessions_open == 1 and engines.contexts_in_use == 2  # LSG: full and wait-1 contexts
         client.stop()
-    _assert_released(engines)
-
-
-def _refused(address: str, *messages: str | bytes) -> tuple[str, int | None]:
-    """Send `messages` after connecting; the server's error text and close code."""
-    with raw_socket(address) as ws:
-        for message in messages:
-            ws.send(message)
-        answers, code = read_until_closed(ws)
-    errors = [m["message"] for m in answers if m["type"] == "error"]
-    assert len(errors) == 1, answers
-    return errors[0], code
+    assert_released(engines)
 
 
 _PCM = np.zeros(1600, "<i2").tobytes()
@@ -179,19 +165,19 @@ _PCM = np.zeros(1600, "<i2").tobytes()
         "frame-too-big", "unknown-control", "text-for-audio"])
 def test_bad_input_gets_an_error_and_a_clean_close(served, messages, expected, code) -> None:
     address, engines = served
-    error, close_code = _refused(address, *messages)
+    error, close_code = refused(address, *messages)
     assert expected in error
     assert close_code == code
-    _assert_released(engines)
+    assert_released(engines)
 
 
 def test_a_client_that_never_sends_is_closed(impatient) -> None:
     address, engines = impatient
-    error, code = _refused(address)
+    error, code = refused(address)
     assert "no settings within 1 s" in error and code == CLOSE_PROTOCOL
-    error, code = _refused(address, _SETTINGS, _PCM)
+    error, code = refused(address, _SETTINGS, _PCM)
     assert "no audio for 1 s" in error and code == CLOSE_PROTOCOL
-    _assert_released(engines)
+    assert_released(engines)
 
 
 def test_a_full_server_refuses_with_a_message_and_serves_again_when_free(impatient, data_dir: Path) -> None:
@@ -206,7 +192,7 @@ def test_a_full_server_refuses_with_a_message_and_serves_again_when_free(impatie
         assert code == CLOSE_TRY_AGAIN and answers[0]["type"] == "error"
         first.send(audio[_BLOCK:])
         assert transcript(first.stop()).strip()
-    _assert_released(engines)
+    assert_released(engines)
     assert transcript(stream_audio(f"ws://{address}/ws", _blocks(audio))).strip()
 
 
@@ -223,7 +209,7 @@ def test_a_client_vanishing_mid_stream_gives_its_contexts_back(served, data_dir:
         # No close handshake: the TCP connection just goes, as when a laptop lid shuts.
         ws.socket.shutdown(socket.SHUT_RDWR)
         ws.socket.close()
-    _assert_released(engines)
+    assert_released(engines)
     # …and the server goes on serving.
     messages = stream_audio(f"ws://{address}/ws", _blocks(read_utterance(data_dir, 1)[0]))
     assert messages[-1].message["type"] == "done"

@@ -17,7 +17,7 @@ from lsg_edge.serve.protocol import CLOSE_NORMAL, CLOSE_PROTOCOL, CLOSE_TOO_BIG,
     MAX_TEXT_CHARS
 from lsg_edge.serve.streams import ServeEngines
 from lsg_edge.text.source import read_words, split_words
-from tests.helpers.serve import raw_socket, read_until_closed, running_server, wait_until
+from tests.helpers.serve import assert_released, raw_socket, read_until_closed, refused, running_server, wait_until
 
 _RELEASE_TIMEOUT_S = 60.0  # bound on waiting for a session's running decode to end (not a timing check)
 _TEXT = json.dumps({"input": "text", "language": "de", "target": "en"})
@@ -42,11 +42,6 @@ def _in_process(engine, text: str, catch_up: bool) -> str:
     return transcript([{"type": "commit", **c.to_json(), "separator": c.separator} for c in commits], "source")
 
 
-def _released(engines: ServeEngines) -> None:
-    wait_until(lambda: engines.sessions_open == 0 and engines.contexts_in_use == 0, _RELEASE_TIMEOUT_S,
-               f"contexts not given back: {engines.sessions_open} streams, {engines.contexts_in_use} contexts")
-
-
 def test_text_in_pieces_is_translated_as_translate_does_word_by_word(text_server, engine, paragraph) -> None:
     address, engines = text_server
     # Pieces of 7 characters cut words and sentences anywhere, as keystrokes do.
@@ -66,7 +61,7 @@ def test_text_in_pieces_is_translated_as_translate_does_word_by_word(text_server
     drafts = [m for m in messages if m["type"] == "draft"]
     assert drafts and {m["stream"] for m in drafts} == {"target"}
     assert any(m["text"] for m in drafts) and drafts[-1]["text"] == ""  # the last sentence's tail emptied
-    _released(engines)
+    assert_released(engines)
 
 
 def test_text_sent_at_once_is_caught_up_on_as_translate_catch_up_does(text_server, engine, paragraph) -> None:
@@ -75,7 +70,7 @@ def test_text_sent_at_once_is_caught_up_on_as_translate_catch_up_does(text_serve
     assert transcript(messages, "target") == _in_process(engine, paragraph, catch_up=True)
     # One push for the whole text: one progress message, then the end.
     assert [m["words_read"] for m in messages if m["type"] == "progress"] == [len(split_words(paragraph))]
-    _released(engines)
+    assert_released(engines)
 
 
 def test_a_word_still_being_typed_waits_for_whitespace_or_stop(text_server) -> None:
@@ -93,17 +88,7 @@ def test_a_word_still_being_typed_waits_for_whitespace_or_stop(text_server) -> N
     assert code == CLOSE_NORMAL
     assert answers[-1] == {"type": "done", "words_read": 2}  # "Mor" was read at the stop
     assert [m["sentence_end"] for m in answers if m["type"] == "commit"][-1]
-    _released(engines)
-
-
-def _refused(address: str, *messages: str | bytes) -> tuple[str, int | None]:
-    with raw_socket(address) as ws:
-        for message in messages:
-            ws.send(message)
-        answers, code = read_until_closed(ws)
-    errors = [m["message"] for m in answers if m["type"] == "error"]
-    assert len(errors) == 1, answers
-    return errors[0], code
+    assert_released(engines)
 
 
 @pytest.mark.parametrize("messages, expected, code", [
@@ -122,17 +107,17 @@ def _refused(address: str, *messages: str | bytes) -> tuple[str, int | None]:
         "extra-key", "not-json", "piece-too-big"])
 def test_bad_text_input_gets_an_error_and_a_clean_close(text_server, messages, expected, code) -> None:
     address, engines = text_server
-    error, close_code = _refused(address, *messages)
+    error, close_code = refused(address, *messages)
     assert expected in error
     assert close_code == code
-    _released(engines)
+    assert_released(engines)
 
 
 def test_a_text_client_that_goes_quiet_or_vanishes_gives_its_contexts_back(text_server, paragraph) -> None:
     address, engines = text_server
-    error, code = _refused(address, _TEXT, json.dumps({"type": "text", "text": "Hallo "}))
+    error, code = refused(address, _TEXT, json.dumps({"type": "text", "text": "Hallo "}))
     assert "no text for 5 s" in error and code == CLOSE_PROTOCOL
-    _released(engines)
+    assert_released(engines)
     with raw_socket(address) as ws:
         ws.send(_TEXT)
         assert json.loads(ws.recv(timeout=30))["type"] == "ready"
@@ -140,7 +125,7 @@ def test_a_text_client_that_goes_quiet_or_vanishes_gives_its_contexts_back(text_
         wait_until(lambda: engines.contexts_in_use == 2, _RELEASE_TIMEOUT_S, "the stream never opened")
         ws.socket.shutdown(socket.SHUT_RDWR)  # no close handshake: the connection just goes
         ws.socket.close()
-    _released(engines)
+    assert_released(engines)
 
 
 def test_more_text_streams_than_context_pairs_are_refused_as_a_full_server(engine) -> None:
@@ -153,7 +138,7 @@ def test_more_text_streams_than_context_pairs_are_refused_as_a_full_server(engin
             with raw_socket(address) as first:
                 first.send(_TEXT)
                 assert json.loads(first.recv(timeout=30))["type"] == "ready"
-                error, code = _refused(address, _TEXT)
+                error, code = refused(address, _TEXT)
                 assert "the server is full" in error and code == CLOSE_TRY_AGAIN
     finally:
         for session in held:

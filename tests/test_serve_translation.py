@@ -15,7 +15,7 @@ from lsg_edge.serve.streams import ServeEngines
 from lsg_edge.speech.engine import SpeechEngine
 from lsg_edge.speech.session import AsrSessionOptions
 from tests.helpers.markers import SPEECH, loads
-from tests.helpers.serve import read_utterance, running_server, wait_until
+from tests.helpers.serve import assert_released, read_utterance, running_server
 
 _BLOCK = 3200  # 200 ms, as the Python client sends
 
@@ -53,7 +53,7 @@ def test_a_target_gets_captions_and_their_translation(translating, speech_engine
     assert transcript(messages, "target") == transcript(expected, "target")
     drafts = {m.message["stream"] for m in messages if m.message["type"] == "draft"}
     assert drafts == {"source", "target"}
-    wait_until(lambda: engines.sessions_open == 0 and engines.contexts_in_use == 0, 60.0, "contexts not given back")
+    assert_released(engines)
 
 
 def test_an_untranslatable_pair_is_refused_in_one_message(translating) -> None:

@@ -13,9 +13,11 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-__all__ = ["running_server", "raw_socket", "read_until_closed", "wait_until", "read_utterance", "librispeech_rows"]
+__all__ = ["running_server", "raw_socket", "read_until_closed", "refused", "assert_released", "wait_until",
+           "read_utterance", "librispeech_rows"]
 
 _START_TIMEOUT_S = 30.0
+_RELEASE_TIMEOUT_S = 60.0  # bound on waiting for a session's running decode to end (not a timing check)
 
 
 @contextmanager
@@ -70,6 +72,23 @@ def read_until_closed(ws: Any, timeout_s: float = 60.0) -> tuple[list[dict], int
     return messages, ws.close_code
 
 
+
+
+def refused(address: str, *messages: str | bytes) -> tuple[str, int | None]:
+    """Send `messages` after connecting; the server's one error text and its close code."""
+    with raw_socket(address) as ws:
+        for message in messages:
+            ws.send(message)
+        answers, code = read_until_closed(ws)
+    errors = [m["message"] for m in answers if m["type"] == "error"]
+    assert len(errors) == 1, answers
+    return errors[0], code
+
+
+def assert_released(engines: Any) -> None:
+    """Every stream of `engines` (a `ServeEngines`) closed, and every decoder context given back."""
+    wait_until(lambda: engines.sessions_open == 0 and engines.contexts_in_use == 0, _RELEASE_TIMEOUT_S,
+               f"contexts not given back: {engines.sessions_open} streams, {engines.contexts_in_use} contexts")
 
 def librispeech_rows(data_dir: Path) -> list[dict[str, str]]:
     import csv
