@@ -140,6 +140,32 @@ def test_client_stdin_with_bytes_that_are_not_utf8_translates_what_came_before(t
     assert result.stdout.decode().strip(), "the words before the bad byte were not translated"
 
 
+def test_client_stdin_on_ctrl_c_prints_the_translation_of_what_was_typed(translating_server_process) -> None:
+    """Ctrl-C while the text is still open: what was sent is translated, the open sentence finished."""
+    import threading
+
+    address, _ = translating_server_process
+    process = subprocess.Popen([sys.executable, "-m", "lsg_edge.cli", "client", "--stdin", "--url", f"ws://{address}/ws",
+                                "--language", "de", "--target", "en"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    process.stdin.write("Die Polizei sucht nach Zeugen des Unfalls auf der ".encode())
+    process.stdin.flush()
+    out: list[bytes] = []
+    reader = threading.Thread(target=lambda: out.extend(iter(lambda: process.stdout.read1(4096), b"")), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + _START_TIMEOUT_S
+    while not out and time.monotonic() < deadline:  # until the first commit is printed: the words are in
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    process.wait(timeout=120)
+    reader.join(timeout=10)
+    err = process.stderr.read().decode()
+    text = b"".join(out).decode()
+    assert "Traceback" not in err, err
+    assert process.returncode == 0, err
+    assert "police" in text.lower() and text.endswith("\n"), text  # the open sentence was finished
+
+
 def test_client_stdin_needs_a_target_before_connecting() -> None:
     result = _lsg_edge("client", "--stdin", "--url", "ws://127.0.0.1:9/ws")
     assert result.returncode == 1

@@ -163,9 +163,11 @@ def client_command(audio: Path | None, mic: bool, text_stdin: bool, url: str, la
         except KeyboardInterrupt:
             pass  # stop sending; the server still commits what it was sent
         finally:
-            client.stop()  # also after a reading error: what was sent is committed before it is raised
+            messages = client.stop()  # also after a reading error: what was sent is committed before it is raised
     if line_open:
         click.echo("")
+    if text_stdin and not any(m.message.get("type") == "done" and m.message.get("words_read") for m in messages):
+        raise InputError("the input is empty: there are no words to translate")
 
 
 def _send_audio(client: Any, audio: Path | None, mic: bool, fast: bool) -> None:
