@@ -10,8 +10,8 @@ from lsg_edge.errors import OptionsError
 from lsg_edge.events import Commit
 from lsg_edge.serve.app import ServeOptions
 from lsg_edge.serve.protocol import (
-    CLOSE_TOO_BIG, CLOSE_UNSUPPORTED, MAX_FRAME_BYTES, ProtocolError, StreamSettings, commit_message, decode_pcm,
-    parse_control, parse_settings,
+    CLOSE_TOO_BIG, CLOSE_UNSUPPORTED, MAX_FRAME_BYTES, MAX_TEXT_CHARS, ProtocolError, StreamSettings, commit_message,
+    decode_pcm, parse_control, parse_settings, parse_text_message,
 )
 
 
@@ -81,3 +81,29 @@ def test_transcript_joins_commits_as_the_cli_prints_them() -> None:
 def test_serve_options_refuse_a_zero_cap() -> None:
     with pytest.raises(OptionsError, match="--max-sessions must be at least 1"):
         ServeOptions(max_sessions=0)
+
+
+def test_text_messages_give_their_text_or_the_stop() -> None:
+    import json
+
+    assert parse_text_message('{"type": "text", "text": "Die Polizei su"}') == "Die Polizei su"
+    assert parse_text_message('{"type": "stop"}') is None
+    # The longest piece, every character escaped on the wire, is still taken.
+    escaped = json.dumps({"type": "text", "text": "\x1b" * MAX_TEXT_CHARS})
+    assert parse_text_message(escaped) == "\x1b" * MAX_TEXT_CHARS
+    for text, code in (('{"type": "text"}', CLOSE_UNSUPPORTED), ('{"type": "text", "text": null}', CLOSE_UNSUPPORTED),
+                       ('{"type": "audio", "text": "a"}', CLOSE_UNSUPPORTED), ('"text"', CLOSE_UNSUPPORTED),
+                       (json.dumps({"type": "text", "text": "a" * (MAX_TEXT_CHARS + 1)}), CLOSE_TOO_BIG),
+                       ("x" * (7 * MAX_TEXT_CHARS), CLOSE_TOO_BIG)):
+        with pytest.raises(ProtocolError) as raised:
+            parse_text_message(text)
+        assert raised.value.close_code == code, text[:40]
+
+
+def test_text_settings_need_a_target_and_a_text_policy() -> None:
+    assert parse_settings('{"input": "text", "language": "de", "target": "en"}').input == "text"
+    with pytest.raises(ProtocolError, match="needs a \"target\""):
+        parse_settings('{"input": "text", "language": "de"}')
+    with pytest.raises(ProtocolError, match="for audio, not text"):
+        parse_settings('{"input": "text", "target": "en", "policy": "alignatt"}')
+    assert parse_settings('{"policy": "alignatt"}').input == "audio"

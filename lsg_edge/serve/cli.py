@@ -122,12 +122,13 @@ def _listen(host: str, port: int) -> socket.socket:
               help="Send text from standard input to translate, word by word as it is typed (needs --target; "
                    "--language is the text's language).")
 @click.option("--url", default="ws://127.0.0.1:8765/ws", show_default=True, help="The server's WebSocket.")
-@click.option("--language", default="en", show_default=True, help="Spoken language code.")
+@click.option("--language", default="en", show_default=True, help="Spoken language code (with --stdin: the text's).")
 @click.option("--target", help="Translation target language (if the server translates).")
 @click.option("--policy", type=click.Choice(POLICY_NAMES), default="lsg", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Every server message as one JSON line.")
 @click.option("--fast", is_flag=True, help="Send a file as fast as the server takes it, not at the speed of speech, "
-                                         "and have every segment decided on (no catching up).")
+                                         "and have every segment (with --stdin: every word) decided on (no "
+                                         "catching up).")
 def client_command(audio: Path | None, mic: bool, text_stdin: bool, url: str, language: str, target: str | None,
                    policy: str, as_json: bool, fast: bool) -> None:
     """Stream AUDIO (any WAV), --mic or text (--stdin) to a running `lsg-edge serve`; print what it commits."""

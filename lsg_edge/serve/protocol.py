@@ -144,7 +144,7 @@ def parse_control(text: str) -> str:
 
 def parse_text_message(text: str) -> str | None:
     """The text of a {"type": "text"} message of a text stream, or None for {"type": "stop"}."""
-    if len(text) > 2 * MAX_TEXT_CHARS:  # JSON escapes may double a text's length; beyond that, refuse unread
+    if len(text) > 6 * MAX_TEXT_CHARS + 64:  # a piece within the limit, every character escaped (\u001b): refuse unread
         raise ProtocolError(f"a message of {len(text)} characters; text goes in pieces of at most "
                             f"{MAX_TEXT_CHARS}", CLOSE_TOO_BIG)
     message = _json_message(text)
