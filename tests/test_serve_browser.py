@@ -31,7 +31,8 @@ _GAP_S = 1.0  # silence between utterances, and before the first (a fake device 
 _TAIL_S = 2.0  # silence after the last, so that the last window ends at a pause as it would live
 _MAX_WER_GAP = 3.0  # WER points the page may lose against `lsg-edge asr` (resampling twice, live timing)
 _STREAM_TIMEOUT_MS = 600_000  # bound on the page sending the file and finishing (not a timing check)
-# Where to keep the screenshot besides the test's own folder: the README's docs/serve.png is made so.
+# Where to keep the screenshot besides the test's own folder: the README's docs/serve.png is made so
+# (and docs/serve-text.png, of typed text, by the typing test).
 SCREENSHOT_ENV = "LSG_EDGE_SERVE_SCREENSHOT"
 
 
@@ -213,6 +214,9 @@ def test_typed_text_is_translated_as_it_is_typed(engine, wmt_pairs) -> None:
             source_shown = page.inner_text("#captions .committed")
             words_read = page.get_attribute("body", "data-words-read")
             while_typing = page.evaluate("window.translationWhileTyping")
+            if os.environ.get(SCREENSHOT_ENV):  # docs/serve-text.png beside docs/serve.png
+                shot = Path(os.environ[SCREENSHOT_ENV])
+                page.screenshot(path=str(shot.with_name(shot.stem + "-text" + shot.suffix)), full_page=True)
         finally:
             browser.close()
     n_words = sum(len(split_words(s)) for s in sentences)
