@@ -45,18 +45,18 @@ def wait_until(t: float) -> None:
 
 
 def in_process(engine: TranslationEngine, words: list[str], rate: float) -> tuple[str, list[float]]:
-    lags, text = [], []
+    lags, committed = [], []
     with engine.create_session("de", "en") as session:
         times = typed_at(len(words), rate, time.monotonic() + 0.05)
         for k, word in enumerate(words):
             wait_until(times[k])
             commits = session.push(word) + (session.finish() if k == len(words) - 1 else [])
             now = time.monotonic()
-            for commit in commits:
-                if commit.text:
-                    text.append(commit.text)
-                    lags.append(now - times[commit.source_read - 1])
-    return " ".join(text), lags
+            committed += commits
+            lags += [now - times[commit.source_read - 1] for commit in commits if commit.text]
+    # Joined as the server's client joins them (each commit's separator: "third" + "-largest").
+    messages = [{"type": "commit", **c.to_json(), "separator": c.separator} for c in committed]
+    return transcript(messages, "source").strip(), lags
 
 
 def through_server(address: str, words: list[str], rate: float) -> tuple[str, list[float]]:
