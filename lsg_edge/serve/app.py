@@ -260,7 +260,7 @@ class _Connection:
                 return
             if isinstance(end, ProtocolError):
                 raise end
-            if stream.progress != last_progress and unit == "heard_ms":
+            if stream.progress != last_progress:
                 # All the audio is in: what follows is what `finish` commits at the end of the stream.
                 await self._send(progress_message(stream.progress, unit))
             for message in await self._call(stream.finish):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import replace
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -36,9 +36,10 @@ class ServedStream:
 
     progress_unit = "heard_ms"  # what `progress` counts, as the progress and done messages name it
 
-    def __init__(self, session: Any, catch_up: bool = True) -> None:
+    def __init__(self, session: Any, catch_up: bool = True, on_close: Callable[[], None] | None = None) -> None:
         self.session = session
         self.catch_up = catch_up
+        self._on_close = on_close  # told once, when the session has gone back
         self.heard_ms = 0  # audio pushed so far, ms
         self._samples = 0
         self._drafts: dict[str, str] = {}  # last draft text sent, per stream
@@ -72,6 +73,8 @@ class ServedStream:
         if not self._closed:
             self._closed = True
             self.session.close()
+            if self._on_close is not None:
+                self._on_close()
 
     def _messages(self, events: list[Commit]) -> list[dict]:
         messages = [commit_message(event) for event in events]
@@ -96,8 +99,8 @@ class ServedTextStream(ServedStream):
 
     progress_unit = "words_read"
 
-    def __init__(self, session: Any, catch_up: bool = True) -> None:
-        super().__init__(session, catch_up)
+    def __init__(self, session: Any, catch_up: bool = True, on_close: Callable[[], None] | None = None) -> None:
+        super().__init__(session, catch_up, on_close)
         self.words_read = 0
         self._splitter = WordSplitter()
 
@@ -121,13 +124,8 @@ class ServedTextStream(ServedStream):
 
     def push(self, events: list[SourceEvent]) -> list[dict]:  # type: ignore[override]
         """Read `events`' words and sentence ends; the messages to send."""
-        commits: list[Commit] = []
-        for event in events:
-            if event.word is not None:
-                self.words_read += 1
-                commits += self.session.push(event.word, decide=not (self.catch_up and event.more_waiting))
-            if event.sentence_end:
-                commits += self.session.finish()
+        self.words_read += sum(event.word is not None for event in events)
+        commits = [commit for event in events for commit in self.session.read(event, self.catch_up)]
         return self._messages([replace(commit, stream="target") for commit in commits])
 
     def finish(self) -> list[dict]:
@@ -175,12 +173,13 @@ class ServeEngines:
         policy = replace(SPEECH_POLICY_DEFAULTS, name=settings.policy)
         options = AsrSessionOptions(language=settings.language, policy=policy)
         try:
+            served = (settings.catch_up, self._stream_closed)
             if settings.input == "text":
-                stream: ServedStream = _CountedText(self._text_session(settings), self, settings.catch_up)
+                stream: ServedStream = ServedTextStream(self._text_session(settings), *served)
             elif settings.target is None:
-                stream = _Counted(self.speech.create_session(options), self, settings.catch_up)
+                stream = ServedStream(self.speech.create_session(options), *served)
             else:
-                stream = _Counted(self._translation_session(settings, options), self, settings.catch_up)
+                stream = ServedStream(self._translation_session(settings, options), *served)
         except ProtocolError:
             raise
         except EngineBusy as e:
@@ -215,7 +214,7 @@ class ServeEngines:
         return SpeechTranslator(self.speech, self._require_translation()).create_session(
             settings.language, settings.target, asr_options=options, policy=self._text_policy(settings))
 
-    def _closed(self) -> None:
+    def _stream_closed(self) -> None:
         with self._lock:
             self._open -= 1
 
@@ -223,27 +222,3 @@ class ServeEngines:
         for engine in (self.speech, self.translation):
             if engine is not None:
                 engine.close()
-
-
-class _TellsEngines:
-    """Mixed into a stream: tells its engines when it closes."""
-
-    _engines: ServeEngines
-    _closed: bool
-
-    def close(self) -> None:
-        if not self._closed:
-            super().close()  # type: ignore[misc]
-            self._engines._closed()
-
-
-class _Counted(_TellsEngines, ServedStream):
-    def __init__(self, session: Any, engines: ServeEngines, catch_up: bool = True) -> None:
-        super().__init__(session, catch_up)
-        self._engines = engines
-
-
-class _CountedText(_TellsEngines, ServedTextStream):
-    def __init__(self, session: Any, engines: ServeEngines, catch_up: bool = True) -> None:
-        super().__init__(session, catch_up)
-        self._engines = engines

@@ -191,11 +191,14 @@ class TranslationSession:
         the last of them. Input faster than the machine translates then keeps a bounded lag instead
         of one that grows with the stream; a file piped in whole is translated sentence by sentence."""
         for event in events:
-            if event.word is not None:
-                yield from self.push(event.word, decide=not (catch_up and event.more_waiting))
-            if event.sentence_end:
-                yield from self.finish()
+            yield from self.read(event, catch_up)
         yield from self.finish()
+
+    def read(self, event: SourceEvent, catch_up: bool = False) -> list[Commit]:
+        """One item of a source stream (a word, a sentence end, or both): what it commits.
+        `catch_up` as in `translate_stream`."""
+        commits = self.push(event.word, decide=not (catch_up and event.more_waiting)) if event.word is not None else []
+        return commits + self.finish() if event.sentence_end else commits
 
     def reset(self) -> None:
         """Drop the current sentence without output and start over at sentence 0."""
